@@ -17,3 +17,11 @@ __all__ = [
     "list_profiles",
     "load_profile",
 ]
+
+from hwcheck.graph import describe  # noqa: E402
+from hwcheck.layers import LayerSpec, register_layer, register_neuron  # noqa: E402
+
+__all__ += ["describe", "LayerSpec", "register_layer", "register_neuron"]
+from hwcheck.activity import ActivityCounter, Analysis, analyze  # noqa: E402
+
+__all__ += ["ActivityCounter", "Analysis", "analyze"]

@@ -13,6 +13,7 @@ the model runs on ``(B*T, C, H, W)`` or ``(B, C, H, W)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,3 +130,429 @@ class LayerGraph:
     def calls_of(self, module_path: str) -> list[LayerNode]:
         """All nodes that are calls of the same module (length > 1 for a shared module)."""
         return [n for n in self.nodes.values() if n.module_path == module_path]
+
+
+# --------------------------------------------------------------------------- tracing
+
+_RESHAPE_FUNCS = {
+    "view",
+    "reshape",
+    "flatten",
+    "unflatten",
+    "squeeze",
+    "unsqueeze",
+    "contiguous",
+    "view_as",
+    "reshape_as",
+    "clone",
+    "detach",
+    "float",
+    "to",
+    "type",
+}
+
+
+@dataclass
+class _TensorInfo:
+    sources: frozenset[str]
+    lead: int
+    node: str | None = None  # the node whose output this tensor is, exactly
+    reshape_of: int | None = None  # id() of the tensor this is a pure reshape of
+
+
+@dataclass
+class _CallRecord:
+    name: str
+    module: Any
+    module_path: str
+    call_index: int
+    spec: Any
+    inputs: list[Any]
+    output: Any = None
+
+
+def infer_layout(model: Any) -> str:
+    """How the model expects its input laid out.
+
+    ``"(BT)"`` -- batch and time flattened into dim 0 (sinabs ``*Squeeze`` layers);
+    ``"BT"`` -- ``(batch, time, ...)`` (sinabs layers without Squeeze, ``FlattenTime``);
+    ``"B"`` -- ``(batch, ...)``: an ANN, or a model run once per time step.
+    """
+    try:
+        import sinabs.layers as sl
+    except ImportError:  # pragma: no cover
+        return "B"
+    squeeze = any(isinstance(m, sl.SqueezeMixin) for m in model.modules())
+    if squeeze:
+        return "(BT)"
+    bt = any(
+        (isinstance(m, sl.StatefulLayer) and not isinstance(m, sl.SqueezeMixin))
+        or isinstance(m, sl.FlattenTime)
+        for m in model.modules()
+    )
+    return "BT" if bt else "B"
+
+
+def squeeze_rows(model: Any) -> tuple[int | None, int | None]:
+    """(batch_size, num_timesteps) declared by the model's Squeeze layers, -1/None when free."""
+    batch, steps = None, None
+    for m in model.modules():
+        if hasattr(m, "squeeze_forward"):
+            b, t = getattr(m, "batch_size", -1), getattr(m, "num_timesteps", -1)
+            if b and b > 0:
+                batch = b
+            if t and t > 0:
+                steps = t
+    return batch, steps
+
+
+def example_input(model: Any, input_shape: tuple[int, ...], layout: str, device: Any = None) -> Any:
+    """A zero input of the smallest batch the model accepts, for tracing shapes."""
+    import torch
+
+    if layout == "(BT)":
+        batch, steps = squeeze_rows(model)
+        rows = (batch or 1) * (steps or 1)
+        shape: tuple[int, ...] = (rows, *input_shape)
+    elif layout == "BT":
+        shape = (1, 1, *input_shape)
+    else:
+        shape = (1, *input_shape)
+    return torch.zeros(shape, device=device)
+
+
+def _model_device(model: Any) -> Any:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return None
+
+
+def _tensors_in(obj: Any) -> list[Any]:
+    import torch
+
+    out = []
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            out.extend(_tensors_in(o))
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            out.extend(_tensors_in(o))
+    return out
+
+
+def leaf_modules(model: Any) -> tuple[dict[Any, tuple[str, Any]], list[str]]:
+    """Modules that become graph nodes: registered classes, and unknown leaves.
+
+    Returns ``{module: (path, spec or None)}`` and warnings for unknown modules that carry
+    parameters or state (they are counted as ``unknown``, never silently as zero).
+    """
+    from hwcheck.layers import spec_for
+
+    leaves: dict[Any, tuple[str, Any]] = {}
+    warnings: list[str] = []
+    skip_prefixes: list[str] = []
+    for path, m in model.named_modules():
+        if any(path.startswith(p) for p in skip_prefixes):
+            continue
+        spec = spec_for(m)
+        has_children = any(True for _ in m.children())
+        own_state = bool(m._parameters) or any(b is not None for b in m._buffers.values())
+        if spec is not None or (not has_children and path != "") or (own_state and path != ""):
+            if m in leaves:
+                continue
+            leaves[m] = (path, spec)
+            skip_prefixes.append(path + "." if path else "")
+            if spec is None and (own_state or any(True for _ in m.parameters())):
+                warnings.append(
+                    f"module '{path}' ({type(m).__name__}) is not known to hwcheck and carries "
+                    "weights or state: its synapses and neurons are NOT counted. Describe it with "
+                    "hwcheck.register_layer / hwcheck.register_neuron."
+                )
+    if not leaves and spec_for(model) is not None:
+        leaves[model] = ("", spec_for(model))
+    return leaves, warnings
+
+
+def describe(
+    model: Any,
+    input_shape: tuple[int, ...] | list[int],
+    layout: str | None = None,
+) -> LayerGraph:
+    """Build the :class:`LayerGraph` of ``model`` for one input sample of ``input_shape``.
+
+    ``input_shape`` is the shape of one sample at one time step, without batch and time
+    dimensions (e.g. ``(2, 128, 128)``). ``layout`` defaults to :func:`infer_layout`.
+    The model's outputs, parameters, states and training flag are left as they were.
+    """
+    import torch
+
+    input_shape = tuple(int(s) for s in input_shape)
+    layout = layout or infer_layout(model)
+    if layout not in ("B", "BT", "(BT)"):
+        raise ValueError(f"layout must be 'B', 'BT' or '(BT)', got {layout!r}")
+    x = example_input(model, input_shape, layout, _model_device(model))
+    tracer = _Tracer(model, layout)
+    with preserved_state(model), torch.no_grad():
+        records, out = tracer.run(x)
+    return tracer.build(records, out, input_shape)
+
+
+class preserved_state:
+    """Context manager: restore buffers (neuron states) and training flags after a pass."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __enter__(self) -> preserved_state:
+        self.buffers = []
+        for m in self.model.modules():
+            for k, b in m._buffers.items():
+                self.buffers.append((m, k, b))
+        self.attrs = [(m, dict(m.__dict__)) for m in self.model.modules()]
+        self.training = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, k, b in self.buffers:
+            m._buffers[k] = b
+        for m, d in self.attrs:
+            # drop plain attributes the pass added/changed (e.g. sinabs NeuromorphicReLU.activity)
+            for k in list(m.__dict__):
+                if k not in d:
+                    del m.__dict__[k]
+            for k, v in d.items():
+                if k not in ("_buffers",):
+                    m.__dict__[k] = v
+        for m, t in self.training:
+            m.training = t
+
+
+class _Tracer:
+    def __init__(self, model: Any, layout: str) -> None:
+        self.model = model
+        self.layout = layout
+        self.leaves, self.warnings = leaf_modules(model)
+        self.info: dict[int, _TensorInfo] = {}
+        self.keep: list[Any] = []  # keep traced tensors alive so their id() stays unique
+        self.depth = 0
+
+    def _lead_of(self, t: Any, default: int) -> int:
+        i = self.info.get(id(t))
+        return default if i is None else i.lead
+
+    def run(self, x: Any) -> tuple[list[_CallRecord], Any]:
+        from torch.overrides import TorchFunctionMode
+
+        tracer = self
+        records: list[_CallRecord] = []
+        calls: dict[Any, int] = {}
+        in_lead = 2 if self.layout == "BT" else 1
+        self.info[id(x)] = _TensorInfo(frozenset([INPUT]), in_lead, node=INPUT)
+        self.keep.append(x)
+        handles = []
+
+        def pre_hook(module: Any, args: tuple) -> None:
+            if tracer.depth == 0:
+                path, spec = tracer.leaves[module]
+                k = calls.get(module, 0)
+                calls[module] = k + 1
+                name = path if k == 0 else f"{path}:{k + 1}"
+                records.append(_CallRecord(name, module, path, k, spec, list(_tensors_in(args))))
+            tracer.depth += 1
+
+        def post_hook(module: Any, args: tuple, output: Any) -> None:
+            tracer.depth -= 1
+            if tracer.depth == 0:
+                rec = records[-1]
+                rec.output = output
+                outs = _tensors_in(output)
+                sources = frozenset([rec.name])
+                lead = tracer._output_lead(rec, outs)
+                for i, t in enumerate(outs):
+                    tracer.info[id(t)] = _TensorInfo(sources, lead, node=rec.name if i == 0 else None)
+                    tracer.keep.append(t)
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                out = func(*args, **kwargs)
+                if tracer.depth == 0:
+                    ins = _tensors_in(list(args)) + _tensors_in(kwargs)
+                    srcs: frozenset[str] = frozenset()
+                    leads = []
+                    for t in ins:
+                        i = tracer.info.get(id(t))
+                        if i is not None:
+                            srcs = srcs | i.sources
+                            leads.append(i.lead)
+                    if srcs:
+                        outs = _tensors_in(out)
+                        fname = getattr(func, "__name__", "")
+                        pure = fname in _RESHAPE_FUNCS and len(ins) == 1
+                        for t in outs:
+                            if id(t) in tracer.info and tracer.info[id(t)].sources == srcs:
+                                continue  # in-place op or the same tensor returned
+                            lead = min(min(leads), max(t.dim() - 1, 0)) if leads else 1
+                            tracer.info[id(t)] = _TensorInfo(
+                                srcs, lead, reshape_of=id(ins[0]) if pure else None
+                            )
+                            tracer.keep.append(t)
+                return out
+
+        try:
+            for m in self.leaves:
+                handles.append(m.register_forward_pre_hook(pre_hook))
+                handles.append(m.register_forward_hook(post_hook))
+            with Mode():
+                out = self.model(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return records, out
+
+    def _output_lead(self, rec: _CallRecord, outs: list[Any]) -> int:
+        spec = rec.spec
+        inp = rec.inputs[0] if rec.inputs else None
+        in_lead = self._lead_of(inp, 1) if inp is not None else 1
+        if spec is not None and spec.feature_ndim is not None and inp is not None:
+            in_lead = max(inp.dim() - spec.feature_ndim, 0)
+        if not outs:
+            return in_lead
+        out = outs[0]
+        attrs = spec.attrs(rec.module) if spec is not None else {}
+        if attrs.get("time") == "flatten":
+            return max(in_lead - 1, 1)
+        if attrs.get("time") == "unflatten":
+            return in_lead + 1
+        if "start_dim" in attrs:  # nn.Flatten
+            sd = attrs["start_dim"] % max(inp.dim(), 1) if inp is not None else 1
+            return min(in_lead, sd) if sd < in_lead else in_lead
+        return min(in_lead, max(out.dim() - 1, 0)) if out.dim() else 0
+
+    def build(self, records: list[_CallRecord], out: Any, input_shape: tuple[int, ...]) -> LayerGraph:
+        from hwcheck.connectivity import weight_stats
+
+        nodes: dict[str, LayerNode] = {}
+        edges: list[tuple[str, str]] = []
+        self._inputs_of = {rec.name: rec.inputs for rec in records}
+        counted_params: set[int] = set()
+        for rec in records:
+            spec = rec.spec
+            kind = spec.kind if spec is not None else "unknown"
+            inp = rec.inputs[0] if rec.inputs else None
+            outs = _tensors_in(rec.output)
+            o = outs[0] if outs else None
+            if spec is not None and spec.feature_ndim is not None and inp is not None:
+                in_lead = max(inp.dim() - spec.feature_ndim, 0)
+            else:
+                in_lead = self._lead_of(inp, 1) if inp is not None else 0
+            out_lead = self.info[id(o)].lead if o is not None and id(o) in self.info else in_lead
+            in_shapes = tuple(tuple(t.shape[self._feature_lead(t, in_lead, spec):]) for t in rec.inputs)
+            in_shape = in_shapes[0] if in_shapes else ()
+            out_shape = tuple(o.shape[out_lead:]) if o is not None else ()
+            params = 0
+            if id(rec.module) not in counted_params:
+                params = sum(p.numel() for p in rec.module.parameters())
+                counted_params.add(id(rec.module))
+            attrs = dict(spec.attrs(rec.module)) if spec is not None else {}
+            neurons = 0
+            if kind in ("spiking", "neuron"):
+                neurons = int(math.prod(out_shape)) if out_shape else 1
+            stats = {}
+            if spec is not None and spec.connect is not None and inp is not None:
+                stats = weight_stats(rec.module, spec, in_shape)
+            # data-flow edges: every node (or the input) whose output reaches one of our inputs
+            srcs: set[str] = set()
+            for t in rec.inputs:
+                i = self.info.get(id(t))
+                if i is not None:
+                    srcs |= i.sources
+            for s in sorted(srcs, key=lambda n: -1 if n == INPUT else list(nodes).index(n)):
+                edges.append((s, rec.name))
+            attrs["event_chain"] = self._event_chain(rec, nodes) if kind in ("conv", "linear") else ()
+            nodes[rec.name] = LayerNode(
+                name=rec.name,
+                module_path=rec.module_path,
+                call_index=rec.call_index,
+                kind=kind,
+                type_name=type(rec.module).__name__,
+                in_shape=in_shape,
+                in_shapes=in_shapes,
+                out_shape=out_shape,
+                lead_dims=out_lead,
+                params=params,
+                neurons=neurons,
+                synapses=stats.get("synapses", 0) if kind in ("conv", "linear") else 0,
+                synapses_nonzero=stats.get("synapses_nonzero", 0) if kind in ("conv", "linear") else 0,
+                fan_in_max=stats.get("fan_in_max", 0),
+                fan_out_max=stats.get("fan_out_max", 0),
+                fan_out_max_nonzero=stats.get("fan_out_max_nonzero", 0),
+                attrs=attrs,
+                module=rec.module,
+            )
+        outputs = []
+        for t in _tensors_in(out):
+            i = self.info.get(id(t))
+            if i is not None:
+                outputs.extend(s for s in sorted(i.sources) if s not in outputs)
+        return LayerGraph(
+            nodes=nodes,
+            edges=edges,
+            input_shape=input_shape,
+            layout=self.layout,
+            warnings=list(self.warnings),
+            outputs=outputs,
+        )
+
+    def _feature_lead(self, t: Any, in_lead: int, spec: Any) -> int:
+        if spec is not None and spec.feature_ndim is not None:
+            return max(t.dim() - spec.feature_ndim, 0)
+        return self._lead_of(t, in_lead)
+
+    def _event_chain(self, rec: _CallRecord, nodes: dict[str, LayerNode]) -> tuple:
+        """Steps from where events enter to this weight layer, through sum/avg pools and reshapes.
+
+        Returns ``()`` when the layer's own input is where events are counted, else a tuple of
+        steps in forward order: ``("pool", node_name)`` or ``("reshape", feature_shape)``; the
+        events are then counted at the input of the first pool node.
+        """
+        if not rec.inputs:
+            return ()
+        steps: list[tuple] = []
+        cur = rec.inputs[0]
+        first_pool = None
+        while True:
+            info = self.info.get(id(cur))
+            if info is None:
+                break
+            if info.reshape_of is not None:
+                steps.append(("reshape", tuple(cur.shape[info.lead:])))
+                cur = next((t for t in self.keep if id(t) == info.reshape_of), None)
+                if cur is None:
+                    break
+                continue
+            node = nodes.get(info.node) if info.node not in (None, INPUT) else None
+            if node is None:
+                break
+            if node.kind == "pool" and node.attrs.get("pool_type") in ("avg", "sum"):
+                steps.append(("pool", node.name))
+                first_pool = node.name
+            elif node.kind in ("reshape", "identity"):
+                steps.append(("reshape", node.out_shape))
+            else:
+                break
+            rec_in = self._inputs_of.get(node.name)
+            if not rec_in:
+                break
+            cur = rec_in[0]
+        if first_pool is None:
+            return ()
+        # keep the steps from the first pool on, in forward order
+        steps.reverse()
+        idx = steps.index(("pool", first_pool))
+        return tuple(steps[idx:])

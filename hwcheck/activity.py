@@ -1,0 +1,525 @@
+"""Activity over real forward passes: events, spikes, neuron updates and synops per layer.
+
+Counters are streaming sums fed by forward hooks: memory is proportional to the layers' input
+size (one accumulator per position where events enter a weight layer), never to the batch or
+the number of time steps; inputs and outputs are not stored. Two analyses of the same model add
+up (:meth:`Analysis.merge`).
+
+Conventions (all per-layer figures are **per sample**, i.e. per inference over the sample's whole
+time window; a multi-spike value n counts as n events):
+
+* ``events_in`` -- events arriving at the layer. For a weight layer fed through sum/avg pooling
+  they are counted *before* the pooling, where the spikes are;
+* ``synops`` -- each input event times the exact number of connections leaving its position
+  (through any sum/avg pooling in front: each event reaches every window containing it): what an
+  event-driven chip executes;
+* ``synops_effective`` -- the same, counting only connections whose weight is nonzero;
+* ``ops_dense`` -- every connection once per time step (a dense CPU/GPU), split into ``macs``
+  (non-binary input) and ``acs`` (binary 0/1 input);
+* ``neuron_updates`` -- every neuron every time step (clock-driven);
+  ``neuron_updates_event`` -- (neuron, step) pairs that received nonzero input (event-driven);
+* ``firing_rate`` -- spikes per neuron per time step; ``firing_rate_hz`` -- the same per second;
+* ``synops_per_s`` -- synops over the sample's duration (time steps x ``dt``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+
+from hwcheck.connectivity import chain_fanout_map
+from hwcheck.graph import LayerGraph, describe, infer_layout, squeeze_rows
+from hwcheck.layers import spec_for
+
+__all__ = ["ActivityCounter", "Analysis", "analyze", "LAYER_COLUMNS", "samples_and_steps"]
+
+SUM_FIELDS = (
+    "events_in",
+    "spikes_out",
+    "synops",
+    "synops_effective",
+    "ops_dense",
+    "macs",
+    "acs",
+    "neuron_updates",
+    "neuron_updates_event",
+)
+MAX_FIELDS = ("in_max_per_step", "out_max_per_step")
+
+LAYER_COLUMNS = [
+    "kind",
+    "type",
+    "in_shape",
+    "out_shape",
+    "params",
+    "neurons",
+    "synapses",
+    "synapses_nonzero",
+    "fan_in_max",
+    "fan_out_max",
+    "events_in",
+    "spikes_out",
+    "firing_rate",
+    "firing_rate_hz",
+    "neuron_updates",
+    "neuron_updates_event",
+    "synops",
+    "synops_effective",
+    "ops_dense",
+    "macs",
+    "acs",
+    "synops_per_s",
+    "events_out_per_s",
+    "in_max_per_step",
+    "out_max_per_step",
+]
+
+
+def shape_str(shape: tuple[int, ...]) -> str:
+    """A feature shape as text for tables: ``(2, 128, 128)`` -> ``"2x128x128"``."""
+    return "x".join(str(s) for s in shape) if shape else "-"
+
+
+def samples_and_steps(model: Any, x: torch.Tensor, layout: str) -> tuple[int, int]:
+    """(samples, time steps per sample) in one model input of the given layout."""
+    if layout == "BT":
+        return int(x.shape[0]), int(x.shape[1])
+    if layout == "(BT)":
+        batch, steps = squeeze_rows(model)
+        rows = int(x.shape[0])
+        if batch:
+            return batch, max(rows // batch, 1)
+        if steps:
+            return max(rows // steps, 1), steps
+        return rows, 1
+    return int(x.shape[0]), 1
+
+
+@dataclass
+class Analysis:
+    """Activity of a model over some data: per-layer raw sums plus how many samples they cover.
+
+    ``layers`` is the per-sample table (see module docstring for the conventions); ``summary()``
+    gives model totals. ``dt`` is the duration of one time step in seconds.
+    """
+
+    graph: LayerGraph
+    dt: float
+    n_samples: int = 0
+    n_steps_total: int = 0  # sum over samples of their time steps
+    input_events: float = 0.0  # model input, summed over all samples
+    raw: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def n_steps(self) -> float:
+        """Time steps per sample (the mean, if samples differ in length)."""
+        return self.n_steps_total / self.n_samples if self.n_samples else 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """Duration of one sample in seconds (time steps x dt)."""
+        return self.n_steps * self.dt
+
+    def merge(self, other: Analysis) -> Analysis:
+        """The analysis of both data sets (same model and layer graph)."""
+        if list(self.graph.nodes) != list(other.graph.nodes):
+            raise ValueError("cannot merge analyses of different layer graphs")
+        if not math.isclose(self.dt, other.dt):
+            raise ValueError(f"cannot merge analyses with different dt ({self.dt} vs {other.dt})")
+        raw: dict[str, dict[str, float]] = {}
+        for name in self.graph.nodes:
+            a, b = self.raw.get(name, {}), other.raw.get(name, {})
+            row = {k: a.get(k, 0.0) + b.get(k, 0.0) for k in SUM_FIELDS}
+            row.update({k: max(a.get(k, 0.0), b.get(k, 0.0)) for k in MAX_FIELDS})
+            raw[name] = row
+        return Analysis(
+            graph=self.graph,
+            dt=self.dt,
+            n_samples=self.n_samples + other.n_samples,
+            n_steps_total=self.n_steps_total + other.n_steps_total,
+            input_events=self.input_events + other.input_events,
+            raw=raw,
+        )
+
+    __add__ = merge
+
+    @property
+    def layers(self) -> pd.DataFrame:
+        """One row per layer call, indexed by node name; activity columns are per sample."""
+        n = max(self.n_samples, 1)
+        steps = self.n_steps
+        rows = []
+        for node in self.graph:
+            r = self.raw.get(node.name, {})
+            per = {k: r.get(k, 0.0) / n for k in SUM_FIELDS}
+            neuron_steps = node.neurons * steps
+            fr = per["spikes_out"] / neuron_steps if neuron_steps else float("nan")
+            if not node.neurons and node.kind != "activation":
+                fr = float("nan")
+            rows.append(
+                {
+                    "layer": node.name,
+                    "kind": node.kind,
+                    "type": node.type_name,
+                    "in_shape": shape_str(node.in_shape),
+                    "out_shape": shape_str(node.out_shape),
+                    "params": node.params,
+                    "neurons": node.neurons,
+                    "synapses": node.synapses,
+                    "synapses_nonzero": node.synapses_nonzero,
+                    "fan_in_max": node.fan_in_max,
+                    "fan_out_max": node.fan_out_max,
+                    **per,
+                    "firing_rate": fr,
+                    "firing_rate_hz": fr / self.dt if self.dt else float("nan"),
+                    "synops_per_s": per["synops"] / self.duration_s if self.duration_s else float("nan"),
+                    "events_out_per_s": per["spikes_out"] / self.duration_s if self.duration_s else float("nan"),
+                    "in_max_per_step": r.get("in_max_per_step", 0.0),
+                    "out_max_per_step": r.get("out_max_per_step", 0.0),
+                }
+            )
+        df = pd.DataFrame(rows, columns=["layer", *LAYER_COLUMNS]).set_index("layer")
+        return df
+
+    def summary(self) -> pd.Series:
+        """Model totals per sample (synops, spikes, neurons...) plus dt and duration."""
+        df = self.layers
+        neurons = int(df["neurons"].sum())
+        spikes = float(df.loc[df["kind"] == "spiking", "spikes_out"].sum())
+        spiking_neurons = int(df.loc[df["kind"] == "spiking", "neurons"].sum())
+        steps = self.n_steps
+        out = {
+            "samples": self.n_samples,
+            "time_steps": steps,
+            "dt_s": self.dt,
+            "duration_s": self.duration_s,
+            "params": int(df["params"].sum()),
+            "neurons": neurons,
+            "spiking_neurons": spiking_neurons,
+            "synapses": int(df["synapses"].sum()),
+            "synapses_nonzero": int(df["synapses_nonzero"].sum()),
+            "input_events": self.input_events / max(self.n_samples, 1),
+            "spikes": spikes,
+            "firing_rate": spikes / (spiking_neurons * steps) if spiking_neurons and steps else float("nan"),
+            "synops": float(df["synops"].sum()),
+            "synops_effective": float(df["synops_effective"].sum()),
+            "ops_dense": float(df["ops_dense"].sum()),
+            "macs": float(df["macs"].sum()),
+            "acs": float(df["acs"].sum()),
+            "neuron_updates": float(df["neuron_updates"].sum()),
+            "neuron_updates_event": float(df["neuron_updates_event"].sum()),
+        }
+        out["synops_per_s"] = out["synops"] / self.duration_s if self.duration_s else float("nan")
+        out["input_events_per_s"] = out["input_events"] / self.duration_s if self.duration_s else float("nan")
+        return pd.Series(out, name="total")
+
+
+class ActivityCounter:
+    """Forward hooks that count activity of ``model`` per node of ``graph``.
+
+    Use as a context manager; every hook is removed on exit, also when a forward pass raises::
+
+        with ActivityCounter(model, graph, dt=1e-3) as counter:
+            model(x)
+        analysis = counter.analysis()
+
+    ``counter.synops_tensor()`` is the last forward pass's synops per sample as a differentiable
+    tensor (for a training penalty), when gradients are enabled.
+    """
+
+    def __init__(self, model: torch.nn.Module, graph: LayerGraph, dt: float = 1e-3) -> None:
+        self.model = model
+        self.graph = graph
+        self.dt = float(dt)
+        self.layout = graph.layout
+        self.handles: list[Any] = []
+        self._plan()
+        self.reset()
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _plan(self) -> None:
+        """Decide, per node, what to measure and precompute the fan-out maps."""
+        g = self.graph
+        self.calls: dict[Any, list[str]] = {}
+        for node in g:
+            self.calls.setdefault(node.module, []).append(node.name)
+        # event points: node whose input is accumulated per position -> its feature shape
+        self.event_point: dict[str, str] = {}
+        self.point_shape: dict[str, tuple[int, ...]] = {}
+        self.fanout: dict[str, torch.Tensor] = {}
+        self.fanout_nz: dict[str, torch.Tensor] = {}
+        for node in g.by_kind("conv", "linear"):
+            chain = node.attrs.get("event_chain", ())
+            spec = spec_for(node.module)
+            if chain:
+                first = chain[0][1]
+                point = first
+                layers: list[tuple[Any, Any]] = []
+                reshapes: list[tuple[int, tuple[int, ...]]] = []
+                for step in chain:
+                    if step[0] == "pool":
+                        pnode = g[step[1]]
+                        layers.append((pnode.module, spec_for(pnode.module)))
+                    else:
+                        reshapes.append((len(layers), tuple(step[1])))
+                reshapes.append((len(layers), tuple(node.in_shape)))
+                layers.append((node.module, spec))
+                shape = g[first].in_shape
+            else:
+                point = node.name
+                layers, reshapes, shape = [(node.module, spec)], [], node.in_shape
+            self.event_point[node.name] = point
+            self.point_shape[point] = tuple(shape)
+            self.fanout[node.name] = chain_fanout_map(layers, reshapes, shape)
+            self.fanout_nz[node.name] = chain_fanout_map(layers, reshapes, shape, nonzero=True)
+        self.points = set(self.event_point.values())
+        self.feature_numel = {
+            n.name: max(math.prod(n.in_shape), 1) for n in g.by_kind("conv", "linear")
+        }
+
+    def reset(self) -> None:
+        """Zero every counter (hooks stay in place)."""
+        self.n_samples = 0
+        self.n_steps_total = 0
+        self.input_events = 0.0
+        self._input_acc: torch.Tensor | None = None
+        self.point_acc: dict[str, torch.Tensor] = {}
+        self.acc: dict[str, dict[str, Any]] = {n.name: {} for n in self.graph}
+        self._call_count: dict[Any, int] = {}
+        self._live: list[torch.Tensor] = []
+        self._live_samples = 1
+        self._stack: list[str] = []
+
+    def __enter__(self) -> ActivityCounter:
+        self.attach()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.detach()
+
+    def attach(self) -> None:
+        if self.handles:
+            return
+        self.handles.append(self.model.register_forward_pre_hook(self._model_pre_hook))
+        for module in self.calls:
+            self.handles.append(module.register_forward_pre_hook(self._pre_hook))
+            self.handles.append(module.register_forward_hook(self._post_hook))
+
+    def detach(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def _model_pre_hook(self, module: Any, args: tuple) -> None:
+        self._call_count = {}
+        self._live = []
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is None:
+            return
+        s, t = samples_and_steps(self.model, x, self.layout)
+        self.n_samples += s
+        self.n_steps_total += s * t
+        self._live_samples = s
+        with torch.no_grad():
+            total = x.detach().sum(dtype=torch.float64)
+        self._input_acc = total if self._input_acc is None else self._input_acc + total
+
+    def _node_of(self, module: Any) -> str:
+        k = self._call_count.get(module, 0)
+        self._call_count[module] = k + 1
+        names = self.calls[module]
+        if k >= len(names):
+            raise RuntimeError(
+                f"module '{self.graph[names[0]].module_path}' was called {k + 1} times in one forward "
+                f"pass but {len(names)} time(s) when the layer graph was built; the analysis needs the "
+                "same call structure on every pass"
+            )
+        return names[k]
+
+    def _add(self, name: str, key: str, value: torch.Tensor) -> None:
+        acc = self.acc[name]
+        acc[key] = value if key not in acc else acc[key] + value
+
+    def _max(self, name: str, key: str, value: torch.Tensor) -> None:
+        acc = self.acc[name]
+        acc[key] = value if key not in acc else torch.maximum(acc[key], value)
+
+    def _pre_hook(self, module: Any, args: tuple) -> None:
+        name = self._node_of(module)
+        # the post hook of this call needs the same name: remember it on a stack
+        self._stack.append(name)
+        node = self.graph[name]
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is None:
+            return
+        xd = x.detach()
+        with torch.no_grad():
+            if name in self.points:
+                shape = self.point_shape[name]
+                if tuple(xd.shape[xd.dim() - len(shape):]) != shape:
+                    raise RuntimeError(
+                        f"layer '{name}' got input of shape {tuple(xd.shape)}, but the layer graph "
+                        f"was built for features {shape}; analyse inputs of one feature shape"
+                    )
+                lead = tuple(range(xd.dim() - len(shape)))
+                summed = xd.sum(dim=lead, dtype=torch.float64) if lead else xd.to(torch.float64)
+                prev = self.point_acc.get(name)
+                self.point_acc[name] = summed if prev is None else prev + summed
+            if node.kind in ("conv", "linear"):
+                rows = xd.numel() // self.feature_numel[name]
+                dense = float(node.synapses) * rows
+                binary = not bool(torch.logical_and(xd != 0, xd != 1).any())
+                self._add(name, "acs" if binary else "macs", torch.tensor(dense, dtype=torch.float64))
+                self._add(name, "ops_dense", torch.tensor(dense, dtype=torch.float64))
+                self._max(name, "in_max_per_step", xd.max().to(torch.float64))
+            elif node.kind in ("spiking", "neuron"):
+                self._add(name, "neuron_updates_event", torch.count_nonzero(xd).to(torch.float64))
+                rows = xd.numel() // max(node.neurons, 1)
+                self._add(name, "neuron_updates", torch.tensor(float(node.neurons * rows), dtype=torch.float64))
+                self._max(name, "in_max_per_step", xd.max().to(torch.float64))
+        # differentiable synops of this pass, for weight layers whose events enter here
+        if torch.is_grad_enabled() and x.requires_grad and name in self.points:
+            shape = self.point_shape[name]
+            lead = tuple(range(x.dim() - len(shape)))
+            xs = x.sum(dim=lead) if lead else x
+            for w, point in self.event_point.items():
+                if point == name:
+                    fan = self.fanout[w].to(dtype=xs.dtype, device=xs.device)
+                    self._live.append((xs * fan).sum() / max(self._live_samples, 1))
+
+    def _post_hook(self, module: Any, args: tuple, output: Any) -> None:
+        name = self._stack.pop()
+        node = self.graph[name]
+        spec = spec_for(module)
+        if spec is None or not spec.counts_spikes:
+            return
+        out = output
+        while isinstance(out, (tuple, list)) and out:
+            out = out[0]
+        if not isinstance(out, torch.Tensor):
+            return
+        with torch.no_grad():
+            od = out.detach()
+            self._add(name, "spikes_out", od.sum(dtype=torch.float64))
+            self._max(name, "out_max_per_step", od.max().to(torch.float64))
+            if node.kind == "activation":
+                self._add(name, "neuron_updates", torch.tensor(float(od.numel()), dtype=torch.float64))
+
+    # -- results ---------------------------------------------------------------------------------
+    def synops_tensor(self) -> torch.Tensor:
+        """Synops per sample of the last forward pass, differentiable w.r.t. the model's inputs
+        and parameters (zero when gradients were disabled)."""
+        if not self._live:
+            return torch.zeros(())
+        return torch.stack(list(self._live)).sum()
+
+    def analysis(self) -> Analysis:
+        raw: dict[str, dict[str, float]] = {}
+        for node in self.graph:
+            acc = self.acc[node.name]
+            row = {k: float(acc[k]) if k in acc else 0.0 for k in SUM_FIELDS}
+            row.update({k: float(acc[k]) if k in acc else 0.0 for k in MAX_FIELDS})
+            if node.kind in ("conv", "linear"):
+                pacc = self.point_acc.get(self.event_point[node.name])
+                if pacc is not None:
+                    fan = self.fanout[node.name].to(pacc.device)
+                    fan_nz = self.fanout_nz[node.name].to(pacc.device)
+                    row["events_in"] = float(pacc.sum())
+                    row["synops"] = float((pacc * fan).sum())
+                    row["synops_effective"] = float((pacc * fan_nz).sum())
+            raw[node.name] = row
+        return Analysis(
+            graph=self.graph,
+            dt=self.dt,
+            n_samples=self.n_samples,
+            n_steps_total=self.n_steps_total,
+            input_events=float(self._input_acc) if self._input_acc is not None else 0.0,
+            raw=raw,
+        )
+
+
+def _batches(data: Any) -> Iterable[torch.Tensor]:
+    if isinstance(data, torch.Tensor):
+        yield data
+        return
+    for item in data:
+        if isinstance(item, (tuple, list)):
+            item = item[0]
+        if isinstance(item, dict):
+            item = next(iter(item.values()))
+        if not isinstance(item, torch.Tensor):
+            raise TypeError(f"data must yield tensors (or (input, target) pairs), got {type(item).__name__}")
+        yield item
+
+
+def _reset_states(model: torch.nn.Module) -> None:
+    for m in model.modules():
+        if hasattr(m, "reset_states") and callable(m.reset_states) and m is not model:
+            if hasattr(m, "state_names"):
+                m.reset_states()
+
+
+def analyze(
+    model: torch.nn.Module,
+    data: Any,
+    dt: float = 1e-3,
+    *,
+    layout: str | None = None,
+    progress: bool | None = None,
+    reset_states: bool = True,
+    graph: LayerGraph | None = None,
+) -> Analysis:
+    """Run ``model`` over ``data`` and count activity per layer (see module docstring).
+
+    Args:
+        model: the network (sinabs, snnTorch, plain torch). Its outputs are not changed.
+        data: a tensor (one batch), or an iterable / DataLoader of tensors or (input, target).
+        dt: duration of one time step in seconds.
+        layout: ``"B"``, ``"BT"`` or ``"(BT)"`` (see :func:`hwcheck.graph.infer_layout`).
+        progress: show a progress bar (default: when there is more than one batch).
+        reset_states: reset sinabs neuron states before each batch (each batch is fresh samples).
+        graph: a precomputed layer graph (else built from the first batch's shape).
+    """
+    layout = layout or (graph.layout if graph is not None else infer_layout(model))
+    batches = _batches(data)
+    total = None
+    if progress is None or progress:
+        try:
+            total = len(data) if not isinstance(data, torch.Tensor) else 1
+        except TypeError:
+            total = None
+    show = progress if progress is not None else (total is not None and total > 1)
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="analysing", unit="batch", leave=False)
+    counter: ActivityCounter | None = None
+    try:
+        with torch.no_grad():
+            for x in batches:
+                if counter is None:
+                    lead = 2 if layout == "BT" else 1
+                    if graph is None:
+                        graph = describe(model, tuple(x.shape[lead:]), layout=layout)
+                    counter = ActivityCounter(model, graph, dt)
+                    counter.attach()
+                if reset_states:
+                    _reset_states(model)
+                model(x)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if counter is not None:
+            counter.detach()
+        if bar is not None:
+            bar.close()
+    if counter is None:
+        raise ValueError("analyze() got no data: pass a tensor or a non-empty iterable of tensors")
+    return counter.analysis()
