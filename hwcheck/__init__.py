@@ -25,3 +25,6 @@ __all__ += ["describe", "LayerSpec", "register_layer", "register_neuron"]
 from hwcheck.activity import ActivityCounter, Analysis, analyze  # noqa: E402
 
 __all__ += ["ActivityCounter", "Analysis", "analyze"]
+from hwcheck.compat import SNNAnalyzer, SynOpCounter  # noqa: E402
+
+__all__ += ["SNNAnalyzer", "SynOpCounter"]

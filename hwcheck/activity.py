@@ -232,8 +232,11 @@ class ActivityCounter:
     tensor (for a training penalty), when gradients are enabled.
     """
 
-    def __init__(self, model: torch.nn.Module, graph: LayerGraph, dt: float = 1e-3) -> None:
+    def __init__(
+        self, model: torch.nn.Module, graph: LayerGraph, dt: float = 1e-3, per_neuron: bool = False
+    ) -> None:
         self.model = model
+        self.per_neuron = per_neuron
         self.graph = graph
         self.dt = float(dt)
         self.layout = graph.layout
@@ -290,6 +293,9 @@ class ActivityCounter:
         self._input_acc: torch.Tensor | None = None
         self.point_acc: dict[str, torch.Tensor] = {}
         self.acc: dict[str, dict[str, Any]] = {n.name: {} for n in self.graph}
+        # per-neuron sums over batch and time (only with per_neuron=True): name -> (in, out)
+        self.neuron_in: dict[str, torch.Tensor] = {}
+        self.neuron_out: dict[str, torch.Tensor] = {}
         self._call_count: dict[Any, int] = {}
         self._live: list[torch.Tensor] = []
         self._live_samples = 1
@@ -383,6 +389,8 @@ class ActivityCounter:
                 rows = xd.numel() // max(node.neurons, 1)
                 self._add(name, "neuron_updates", torch.tensor(float(node.neurons * rows), dtype=torch.float64))
                 self._max(name, "in_max_per_step", xd.max().to(torch.float64))
+                if self.per_neuron:
+                    self._add_neuron(self.neuron_in, name, xd, node.in_shape)
         # differentiable synops of this pass, for weight layers whose events enter here
         if torch.is_grad_enabled() and x.requires_grad and name in self.points:
             shape = self.point_shape[name]
@@ -410,6 +418,14 @@ class ActivityCounter:
             self._max(name, "out_max_per_step", od.max().to(torch.float64))
             if node.kind == "activation":
                 self._add(name, "neuron_updates", torch.tensor(float(od.numel()), dtype=torch.float64))
+            if self.per_neuron:
+                self._add_neuron(self.neuron_out, name, od, node.out_shape)
+
+    @staticmethod
+    def _add_neuron(store: dict[str, torch.Tensor], name: str, t: torch.Tensor, shape: tuple) -> None:
+        lead = tuple(range(t.dim() - len(shape)))
+        summed = t.sum(dim=lead, dtype=torch.float64) if lead else t.to(torch.float64)
+        store[name] = summed if name not in store else store[name] + summed
 
     # -- results ---------------------------------------------------------------------------------
     def synops_tensor(self) -> torch.Tensor:

@@ -1,0 +1,322 @@
+"""Drop-in replacements for sinabs' ``SNNAnalyzer`` and ``SynOpCounter``, counted correctly.
+
+Same constructors, methods and dictionary keys as sinabs documents them, computed by
+:mod:`hwcheck.activity`: exact synops through pooling (by data flow, not registration order),
+one per-sample convention for every layer, a module called twice summed per forward pass, nested
+models counted, no stored inputs or outputs, no deprecation warning. The README lists each
+deliberate difference from sinabs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from hwcheck.activity import ActivityCounter, Analysis
+from hwcheck.graph import describe, infer_layout
+
+__all__ = ["SNNAnalyzer", "SynOpCounter"]
+
+
+class _LazyCounter:
+    """Builds the layer graph on the model's first forward pass, then counts every pass."""
+
+    def __init__(self, model: torch.nn.Module, dt_s: float, per_neuron: bool) -> None:
+        self.model = model
+        self.dt_s = dt_s
+        self.per_neuron = per_neuron
+        self.counter: ActivityCounter | None = None
+        self.layout = infer_layout(model)
+        self._building = False
+        self.handles = [
+            model.register_forward_pre_hook(self._pre),
+            model.register_forward_hook(self._post),
+        ]
+        self.on_pass: list[Any] = []
+
+    def _pre(self, module: Any, args: tuple) -> None:
+        if self.counter is not None or self._building:
+            return
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is None:
+            return
+        lead = 2 if self.layout == "BT" else 1
+        self._building = True
+        try:
+            graph = describe(self.model, tuple(x.shape[lead:]), layout=self.layout)
+        finally:
+            self._building = False
+        self.counter = ActivityCounter(self.model, graph, self.dt_s, per_neuron=self.per_neuron)
+        self.counter.attach()
+        # the counter's own model hook was added during this call's hook loop: run it by hand
+        self.counter._model_pre_hook(module, args)
+
+    def _post(self, module: Any, args: tuple, output: Any) -> None:
+        if self._building or self.counter is None:
+            return
+        for cb in self.on_pass:
+            cb(self.counter)
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+        if self.counter is not None:
+            self.counter.detach()
+
+
+class SNNAnalyzer:
+    """Statistics of spiking and parameter layers, with sinabs' interface.
+
+    Args:
+        model: the PyTorch model.
+        dt: duration of one time step in **milliseconds** (as in sinabs; default 1.0).
+
+    Hooks are attached at construction and count every forward pass; call :meth:`remove` (or use
+    ``with SNNAnalyzer(model) as a:``) to take them off.
+    """
+
+    def __init__(self, model: torch.nn.Module, dt: float = 1.0) -> None:
+        self.model = model
+        self.dt = dt
+        self._lazy = _LazyCounter(model, dt * 1e-3, per_neuron=True)
+        self._lazy.on_pass.append(self._collect)
+        self._last: Analysis | None = None
+        self._last_neurons: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._total: Analysis | None = None
+        self._sum_neurons: dict[str, torch.Tensor] = {}
+        self._rate_sum: dict[str, float] = {}
+        self._synops_sum: dict[str, float] = {}
+        self.n_batches = 0
+
+    def __enter__(self) -> SNNAnalyzer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove every hook this analyzer added."""
+        self._lazy.remove()
+
+    def reset(self) -> None:
+        """Forget everything counted so far (hooks stay)."""
+        self._last, self._total = None, None
+        self._last_neurons, self._sum_neurons = {}, {}
+        self._rate_sum, self._synops_sum = {}, {}
+        self.n_batches = 0
+        if self._lazy.counter is not None:
+            self._lazy.counter.reset()
+
+    def _collect(self, counter: ActivityCounter) -> None:
+        a = counter.analysis()
+        per_neuron = {}
+        s = max(a.n_samples, 1)
+        for name in counter.neuron_out:
+            per_neuron[name] = (counter.neuron_in.get(name), counter.neuron_out[name])
+        counter.reset()
+        self._last, self._last_neurons = a, per_neuron
+        self._total = a if self._total is None else self._total.merge(a)
+        self.n_batches += 1
+        for path, stats in self._by_module(a, per_neuron).items():
+            if "firing_rate" in stats:
+                self._rate_sum[path] = self._rate_sum.get(path, 0.0) + stats["_rate"]
+                fr = per_neuron_rate = stats["_per_neuron_out"] / s / max(a.n_steps, 1)
+                prev = self._sum_neurons.get(path)
+                self._sum_neurons[path] = fr if prev is None else prev + per_neuron_rate
+            if "synops" in stats:
+                self._synops_sum[path] = self._synops_sum.get(path, 0.0) + stats["_synops"]
+
+    def _by_module(self, a: Analysis, per_neuron: dict) -> dict[str, dict[str, Any]]:
+        """Per module path: sums over its calls in one pass."""
+        out: dict[str, dict[str, Any]] = {}
+        df = a.layers
+        for node in a.graph:
+            row = df.loc[node.name]
+            entry = out.setdefault(node.module_path, {})
+            if node.kind == "spiking":
+                entry["_spikes"] = entry.get("_spikes", 0.0) + float(row["spikes_out"])
+                entry["_neurons"] = node.neurons
+                entry["_rate"] = entry["_spikes"] / max(node.neurons * a.n_steps, 1e-30)
+                entry["firing_rate"] = True
+                pin, pout = per_neuron.get(node.name, (None, None))
+                if pout is not None:
+                    entry["_per_neuron_out"] = pout + entry.get("_per_neuron_out", 0)
+                    entry["_per_neuron_in"] = (pin if pin is not None else 0) + entry.get("_per_neuron_in", 0)
+            elif node.kind in ("conv", "linear"):
+                entry["_synops"] = entry.get("_synops", 0.0) + float(row["synops"])
+                entry["synops"] = True
+        return out
+
+    def get_layer_statistics(self, average: bool = False) -> dict:
+        """``{"spiking": {name: {...}}, "parameter": {name: {...}}}`` as sinabs returns it.
+
+        Spiking layers: ``n_neurons``, ``firing_rate`` (spikes per neuron per time step),
+        ``firing_rate_per_neuron`` (same, per neuron), ``input`` / ``output`` (per neuron, summed
+        over time, averaged over samples -- sinabs keeps the whole last tensors instead).
+        Parameter layers: ``synops`` (per sample), ``num_timesteps``, ``time_window`` (ms),
+        ``SynOps/s`` and ``synops/s``. ``average=True`` averages over forward passes, else the
+        last pass.
+        """
+        result: dict[str, dict[str, dict[str, Any]]] = {"spiking": {}, "parameter": {}}
+        if self._last is None:
+            return result
+        a = self._last
+        s = max(a.n_samples, 1)
+        steps = a.n_steps
+        for path, st in self._by_module(a, self._last_neurons).items():
+            if "firing_rate" in st:
+                n = self.n_batches if average else 1
+                rate = self._rate_sum[path] / n if average else st["_rate"]
+                pout = st.get("_per_neuron_out")
+                pin = st.get("_per_neuron_in")
+                per_neuron = (
+                    self._sum_neurons[path] / n
+                    if average
+                    else (pout / s / max(steps, 1) if pout is not None else None)
+                )
+                result["spiking"][path] = {
+                    "n_neurons": st["_neurons"],
+                    "firing_rate": torch.tensor(rate),
+                    "firing_rate_per_neuron": per_neuron.float() if per_neuron is not None else None,
+                    "input": (pin / s).float() if isinstance(pin, torch.Tensor) else None,
+                    "output": (pout / s).float() if pout is not None else None,
+                }
+            if "synops" in st:
+                synops = self._synops_sum[path] / self.n_batches if average else st["_synops"]
+                per_s = synops / steps / self.dt * 1000 if steps else float("inf")
+                result["parameter"][path] = {
+                    "synops": torch.tensor(synops),
+                    "num_timesteps": int(round(steps)),
+                    "time_window": steps * self.dt,
+                    "SynOps/s": torch.tensor(per_s),
+                    "synops/s": torch.tensor(per_s),
+                }
+        return result
+
+    def get_model_statistics(self, average: bool = False) -> dict:
+        """``firing_rate`` (over all spiking neurons), ``synops`` (sum of the layers' synops, the
+        same numbers as :meth:`get_layer_statistics`) and ``n_spiking_neurons``."""
+        layers = self.get_layer_statistics(average)
+        spikes_weighted = 0.0
+        neurons = 0
+        for st in layers["spiking"].values():
+            spikes_weighted += float(st["firing_rate"]) * st["n_neurons"]
+            neurons += st["n_neurons"]
+        synops = sum(float(st["synops"]) for st in layers["parameter"].values())
+        out: dict[str, Any] = {}
+        if neurons:
+            out["firing_rate"] = torch.tensor(spikes_weighted / neurons)
+        out["synops"] = torch.tensor(synops)
+        out["n_spiking_neurons"] = torch.tensor(float(neurons))
+        return out
+
+    def analysis(self, average: bool = True) -> Analysis | None:
+        """The hwcheck :class:`Analysis` of every pass so far (or only the last one)."""
+        return self._total if average else self._last
+
+
+class SynOpCounter:
+    """Synaptic operations caused by the ``NeuromorphicReLU`` activations of an ANN.
+
+    Args:
+        modules: the model's modules, e.g. ``model.modules()`` (the model itself first). With the
+            model present, each activation's fan-out is derived exactly from the layers it feeds
+            (borders, stride and pooling included); given only activation modules, their
+            ``fanout`` attribute is used as in sinabs.
+        sum_activations: return one total (default) or a list with one value per activation.
+
+    Calling the counter after a forward pass returns the synops per sample of that pass as a
+    differentiable tensor, usable as a training penalty.
+    """
+
+    def __init__(self, modules: Iterable[torch.nn.Module], sum_activations: bool = True) -> None:
+        import sinabs.layers as sl
+
+        mods = list(modules)
+        self.sum_activations = sum_activations
+        self.relus = [m for m in mods if isinstance(m, sl.NeuromorphicReLU)]
+        if not self.relus:
+            raise ValueError("No NeuromorphicReLU found in module list.")
+        self.root = next(
+            (m for m in mods if any(r is not m and any(r is c for c in m.modules()) for r in self.relus)),
+            None,
+        )
+        self.values: dict[int, torch.Tensor] = {}
+        self.fanouts: dict[int, torch.Tensor] | None = None
+        self.handles = [r.register_forward_hook(self._hook) for r in self.relus]
+        if self.root is not None:
+            self.handles.append(self.root.register_forward_pre_hook(self._build))
+
+    def remove(self) -> None:
+        """Remove every hook this counter added."""
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+    def _build(self, module: Any, args: tuple) -> None:
+        if self.fanouts is not None:
+            return
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is None:
+            return
+        self.fanouts = {}
+        layout = infer_layout(self.root)
+        lead = 2 if layout == "BT" else 1
+        hooks_backup = [(r, dict(r._forward_hooks)) for r in self.relus]
+        for r in self.relus:  # do not count the tracing pass
+            r._forward_hooks.clear()
+        try:
+            graph = describe(self.root, tuple(x.shape[lead:]), layout=layout)
+        finally:
+            for r, h in hooks_backup:
+                r._forward_hooks.update(h)
+        counter = ActivityCounter(self.root, graph, 1.0)
+        by_module: dict[int, str] = {}
+        for node in graph:
+            if any(node.module is r for r in self.relus):
+                by_module[id(node.module)] = node.name
+        for w, point in counter.event_point.items():
+            src = _source_node(graph, point)
+            if src is None:
+                continue
+            rid = next((k for k, n in by_module.items() if n == src), None)
+            if rid is None:
+                continue
+            fan = counter.fanout[w].reshape(-1)
+            prev = self.fanouts.get(rid)
+            self.fanouts[rid] = fan if prev is None else prev + fan
+
+    def _hook(self, module: Any, args: tuple, output: torch.Tensor) -> None:
+        if self.fanouts is not None and id(module) in self.fanouts:
+            fan = self.fanouts[id(module)]
+            n = output.shape[0] if output.dim() else 1
+            flat = output.reshape(n, -1) if output.dim() > 1 else output.reshape(1, -1)
+            if flat.shape[1] != fan.numel():
+                flat = output.reshape(-1, fan.numel())
+            self.values[id(module)] = (flat.sum(0) * fan.to(flat.dtype)).sum() / max(n, 1)
+        else:
+            n = len(output) if output.dim() else 1
+            self.values[id(module)] = output.sum() / n * float(getattr(module, "fanout", 1))
+
+    def __call__(self) -> torch.Tensor | list[torch.Tensor]:
+        vals = [self.values.get(id(r), torch.zeros(())) for r in self.relus]
+        if self.sum_activations:
+            return torch.stack(vals).sum()
+        return vals
+
+
+def _source_node(graph: Any, point: str) -> str | None:
+    """The node whose output feeds ``point`` through reshapes / identities only."""
+    preds = graph.predecessors(point)
+    while len(preds) == 1:
+        p = preds[0]
+        if p == "input":
+            return None
+        if graph[p].kind in ("reshape", "identity"):
+            preds = graph.predecessors(p)
+            continue
+        return p
+    return None

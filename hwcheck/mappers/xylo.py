@@ -1,0 +1,1288 @@
+"""SynSense Xylo (Audio 2, Audio 3, IMU): does a feed-forward / recurrent SNN fit one chip?
+
+Xylo is not a many-core chip: it runs one input projection (<= 16 channels), one hidden
+population (recurrent-capable) and one readout. A model of the shape
+
+    Linear -> LIF -> (Linear -> LIF)* -> Linear -> LIF
+
+maps as: the first Linear is the input projection, every hidden LIF layer shares the hidden
+population (the hidden-to-hidden Linears and the recurrent weights of ``*Recurrent`` layers become
+the chip's recurrent weight matrix), the last Linear is the readout and the last LIF layer the
+output neurons.
+
+The checks are a list of named rule functions (:data:`XYLO_RULES`), each returning every
+:class:`~hwcheck.mappers.base.Violation` it finds. Quantities a reader needs (quantisation error,
+bit-shift time constants, cycles per time step) are reported as columns of
+:attr:`FitReport.layers` and entries of :attr:`FitReport.summary`, not only as violations.
+
+Conventions:
+* time constants in the graph are in time steps (sinabs tau, snnTorch -1/ln(beta)); the model's
+  ``dt`` (seconds) turns them into seconds and sets the real-time budget.
+* Fan-out of a hidden neuron = nonzero weights in its column of the next hidden Linear, of its
+  layer's recurrent weights and, for the last hidden layer, of the readout.
+* Activity rules (events / spikes per step, measured firing probabilities) use an activity
+  analysis when one is given; without it the cycle model assumes the worst case (p = 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hwcheck.graph import INPUT, LayerGraph, LayerNode
+from hwcheck.mappers.base import ERROR, WARNING, FitReport, Violation
+from hwcheck.profiles import ChipProfile, FamilySpec, FigureSpec, register_family
+
+__all__ = [
+    "map_xylo",
+    "XYLO_LIMITS",
+    "XYLO_RULES",
+    "bitshift_decay",
+    "quantise_weights",
+    "time_constants",
+    "cycles_per_step",
+]
+
+DEFAULT_DT_S = 1e-3
+QUANT_WARN_REL = 0.05  # warn above 5 % RMS relative weight error
+TAU_WARN_PCT = 10.0  # warn above 10 % time-constant error
+PASS_THROUGH_KINDS = ("identity", "reshape")
+
+XYLO_LIMITS: dict[str, FigureSpec] = {
+    "input_channels": FigureSpec("int", True, "SNN input channels"),
+    "hidden_neurons": FigureSpec("int", True, "neurons of the hidden population"),
+    "output_neurons": FigureSpec("int", True, "readout (output) neurons"),
+    "output_neurons_warn": FigureSpec("int", False, "output neurons above which the vendor DRC warns"),
+    "synaptic_states_hidden": FigureSpec("int", True, "synaptic states per hidden neuron"),
+    "synaptic_states_output": FigureSpec("int", True, "synaptic states per output neuron"),
+    "max_fanout_hidden": FigureSpec("int", True, "max nonzero outgoing weights per hidden neuron"),
+    "input_projection_reach": FigureSpec("int", True, "hidden neurons the input projection reaches"),
+    "readout_reach": FigureSpec("int", True, "hidden neurons the readout can read from"),
+    "weight_bits": FigureSpec("int", True, "signed weight precision"),
+    "threshold_bits": FigureSpec("int", False, "signed threshold precision"),
+    "max_input_events_per_step": FigureSpec("int", True, "input events per channel per time step"),
+    "max_spikes_per_step_hidden": FigureSpec("int", True, "spikes per hidden neuron per step"),
+    "max_spikes_per_step_output": FigureSpec("int", True, "spikes per output neuron per step"),
+    "clock_hz": FigureSpec("number", True, "main clock the real-time check assumes"),
+    "clock_hz_max": FigureSpec("number", False, "fastest main clock"),
+    # cycle model (rockpool power_cycles_model.cycles_model); all optional: without them the
+    # real-time check is skipped.
+    "cycles_input_per_channel": FigureSpec("number", False, "cycles per input channel per step"),
+    "cycles_input_per_target": FigureSpec("number", False, "cycles per (input event, target)"),
+    "cycles_hidden_fixed": FigureSpec("number", False, "fixed Isyn cycles per hidden neuron"),
+    "cycles_hidden_per_synapse": FigureSpec("number", False, "cycles per recurrent synapse of a spike"),
+    "cycles_readout_per_source": FigureSpec("number", False, "cycles per spiking readout source"),
+    "cycles_readout_per_output": FigureSpec("number", False, "cycles per readout synapse of a spike"),
+    "cycles_hidden_spike_fixed": FigureSpec("number", False, "fixed spike cycles per hidden neuron"),
+    "cycles_hidden_spike_var": FigureSpec("number", False, "spike cycles per hidden neuron x p_hid"),
+    "cycles_output_fixed": FigureSpec("number", False, "cycles per output neuron per step"),
+    "cycles_margin": FigureSpec("number", False, "safety margin of the needed clock (fraction)"),
+    "cycles_expansion_neurons": FigureSpec(
+        "str", False, "'all_hidden' (Nien = Noen = Nhid) or 'connected' (neurons with nonzero weights)"
+    ),
+}
+
+CYCLE_KEYS = (
+    "cycles_input_per_channel",
+    "cycles_input_per_target",
+    "cycles_hidden_fixed",
+    "cycles_hidden_per_synapse",
+    "cycles_readout_per_source",
+    "cycles_readout_per_output",
+    "cycles_hidden_spike_fixed",
+    "cycles_hidden_spike_var",
+    "cycles_output_fixed",
+)
+
+
+# =========================================================================== small pure helpers
+
+
+def bitshift_decay(tau_steps: float | None) -> tuple[int | None, float | None, float | None]:
+    """Xylo's bit-shift decay for a time constant given in time steps.
+
+    Returns ``(dash, tau_eff_steps, err_pct)``: ``dash = max(0, round(log2(tau)))`` (as rockpool
+    maps it), the decay per step is ``1 - 2**-dash``, so the effective time constant is
+    ``-1 / ln(1 - 2**-dash)`` steps (0 for dash 0: the state is cleared every step).
+    ``tau_steps = inf`` (no leak) gives ``(None, inf, 0.0)``; ``None`` gives ``(None, None, None)``.
+    """
+    if tau_steps is None or (isinstance(tau_steps, float) and math.isnan(tau_steps)):
+        return None, None, None
+    if math.isinf(tau_steps):
+        return None, math.inf, 0.0
+    if tau_steps <= 0:
+        return 0, 0.0, -100.0
+    dash = max(0, int(round(math.log2(tau_steps))))
+    tau_eff = 0.0 if dash == 0 else -1.0 / math.log1p(-(2.0**-dash))
+    err_pct = (tau_eff - tau_steps) / tau_steps * 100.0
+    return dash, tau_eff, err_pct
+
+
+def quantise_weights(mats: dict[str, np.ndarray], bits: int) -> tuple[float, pd.DataFrame]:
+    """Quantise all weight matrices with one global scale ``(2**(bits-1) - 1) / max|w|``.
+
+    One scale for the whole network (as for thresholds shared across layers) keeps the network's
+    function; per-matrix errors are then what the chip really loses. Returns the scale and a
+    table indexed by matrix name with ``weight_quant_rmse_rel`` (RMS error / RMS weight) and
+    ``weight_quant_max_abs_err`` (in weight units).
+    """
+    qmax = 2 ** (bits - 1) - 1
+    wmax = max((float(np.abs(w).max()) for w in mats.values() if w.size), default=0.0)
+    scale = qmax / wmax if wmax > 0 else 1.0
+    rows = {}
+    for name, w in mats.items():
+        q = np.clip(np.round(w * scale), -qmax - 1, qmax) / scale
+        err = w - q
+        rms_w = float(np.sqrt(np.mean(w**2))) if w.size else 0.0
+        rms_e = float(np.sqrt(np.mean(err**2))) if w.size else 0.0
+        rows[name] = {
+            "weight_quant_rmse_rel": rms_e / rms_w if rms_w > 0 else 0.0,
+            "weight_quant_max_abs_err": float(np.abs(err).max()) if w.size else 0.0,
+        }
+    df = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["weight_quant_rmse_rel", "weight_quant_max_abs_err"]
+    )
+    return scale, df
+
+
+def _fmt_hz(hz: float) -> str:
+    return f"{hz / 1e6:.3g} MHz"
+
+
+def _fmt_s(s: float) -> str:
+    if s >= 1:
+        return f"{s:.3g} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s * 1e6:.3g} us"
+
+
+# =========================================================================== the parsed network
+
+
+@dataclass
+class _Net:
+    """The model as Xylo sees it (filled by :func:`_parse`)."""
+
+    graph: LayerGraph
+    profile: ChipProfile
+    dt: float
+    analysis: Any = None
+    pairs: list[tuple[LayerNode, LayerNode]] = field(default_factory=list)  # (linear, spiking)
+    rec_weights: dict[str, np.ndarray] = field(default_factory=dict)  # spiking name -> (H, H)
+    rec_names: dict[str, str] = field(default_factory=dict)  # spiking name -> rec weight label
+    structure: list[Violation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)  # linear name -> (out, in)
+
+    # ---- roles
+    @property
+    def ok(self) -> bool:
+        return len(self.pairs) >= 2
+
+    @property
+    def input_linear(self) -> LayerNode:
+        return self.pairs[0][0]
+
+    @property
+    def hidden(self) -> list[LayerNode]:
+        return [s for _, s in self.pairs[:-1]]
+
+    @property
+    def hidden_linears(self) -> list[LayerNode]:
+        return [lin for lin, _ in self.pairs[1:-1]]
+
+    @property
+    def readout(self) -> LayerNode:
+        return self.pairs[-1][0]
+
+    @property
+    def output(self) -> LayerNode:
+        return self.pairs[-1][1]
+
+    @property
+    def n_in(self) -> int:
+        lin = self.input_linear
+        return int(lin.attrs.get("in_features", self.weights[lin.name].shape[1]))
+
+    @property
+    def n_hidden(self) -> int:
+        return sum(_neurons(s) for s in self.hidden)
+
+    @property
+    def n_out(self) -> int:
+        return _neurons(self.output)
+
+    def lim(self, key: str, default: Any = None) -> Any:
+        return self.profile.limit(key, default)
+
+    def activity(self, node: str, column: str) -> float | None:
+        """A column of the activity analysis for one node, or None."""
+        layers = getattr(self.analysis, "layers", None)
+        if layers is None or node not in layers.index or column not in layers.columns:
+            return None
+        v = layers.at[node, column]
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return None
+        return None if math.isnan(v) else v
+
+
+def _neurons(node: LayerNode) -> int:
+    if node.neurons:
+        return int(node.neurons)
+    return int(np.prod(node.out_shape)) if node.out_shape else 0
+
+
+def _linear_weight(node: LayerNode, notes: list[str]) -> np.ndarray:
+    """The (out, in) weight matrix of a Linear node, as float64 numpy."""
+    w = getattr(node.module, "weight", None)
+    if w is not None:
+        return w.detach().cpu().double().numpy().reshape(w.shape[0], -1)
+    out_f = int(node.attrs.get("out_features", 0))
+    in_f = int(node.attrs.get("in_features", 0))
+    notes.append(f"`{node.name}`: no weights available; counted as dense ({out_f} x {in_f}).")
+    return np.ones((out_f, in_f))
+
+
+def _rec_weight(node: LayerNode, notes: list[str]) -> tuple[str, np.ndarray] | None:
+    """The recurrent (H, H) weights of a recurrent spiking node (sinabs ``rec_connect``)."""
+    rec = getattr(node.module, "rec_connect", None)
+    if rec is None:
+        notes.append(
+            f"`{node.name}` is recurrent but its recurrent weights are not reachable; "
+            "its recurrent fan-out is not counted."
+        )
+        return None
+    import torch.nn as nn  # local: reading weights needs torch, the rest of the module does not
+
+    lin = rec if isinstance(rec, nn.Linear) else next((m for m in rec.modules() if isinstance(m, nn.Linear)), None)
+    if lin is None:
+        notes.append(
+            f"`{node.name}`: recurrent connection {type(rec).__name__} has no Linear; its "
+            "recurrent fan-out is not counted."
+        )
+        return None
+    return f"{node.name}.rec_connect", lin.weight.detach().cpu().double().numpy()
+
+
+def _parse(net: _Net) -> None:
+    """Find the Linear -> spiking chain; record structural violations instead of stopping."""
+    g = net.graph
+    skipped: set[str] = set()
+    rec_paths: dict[str, str] = {}  # module path prefix of a recurrent layer -> its node name
+    for node in g:
+        if node.kind == "spiking" and node.attrs.get("recurrent"):
+            rec_paths[node.module_path + "."] = node.name
+
+    rec_weight_nodes: set[str] = set()
+
+    def resolve(name: str, seen: frozenset[str] = frozenset()) -> list[str]:
+        """Predecessors of ``name`` seen through pass-through nodes; the recurrent weights of a
+        layer (and self loops) are part of that layer, not of the chain."""
+        out: list[str] = []
+        for p in g.predecessors(name):
+            if p == name or p in seen or p in rec_weight_nodes:
+                continue
+            if p in skipped:
+                out.extend(x for x in resolve(p, seen | {name}) if x not in out)
+            elif p not in out:
+                out.append(p)
+        return out
+
+    chain: list[LayerNode] = []
+    for node in g:
+        # a Linear inside a recurrent layer (its rec_connect) is part of that layer
+        if node.kind == "linear" and any(node.module_path.startswith(p) for p in rec_paths):
+            skipped.add(node.name)
+            rec_weight_nodes.add(node.name)
+            continue
+        if node.kind in PASS_THROUGH_KINDS:
+            skipped.add(node.name)
+            continue
+        if node.kind not in ("linear", "spiking"):
+            hint = {
+                "conv": "Xylo has no convolutions: flatten the input to <= 16 channels and use Linear layers.",
+                "pool": "Xylo has no pooling: pool the features before the chip (in the front end) or drop the layer.",
+                "norm": "fold the normalisation into the preceding Linear weights before deployment.",
+                "activation": "replace the activation by a spiking layer (sinabs LIF/IAF) or remove it.",
+                "neuron": "Xylo neurons always spike: use a spiking LIF readout and read its spikes.",
+                "merge": "Xylo runs one chain: remove the merge (no residual connections on Xylo).",
+            }.get(node.kind, "describe the layer with hwcheck.layers.register_layer, or remove it.")
+            net.structure.append(
+                Violation(
+                    node.name,
+                    "unsupported_layer",
+                    f"{node.kind} ({node.type_name})",
+                    "Linear, spiking neurons",
+                    f"{node.type_name} layer `{node.name}` ({node.kind}) cannot run on Xylo "
+                    "(allowed: Linear -> spiking neurons chains).",
+                    hint,
+                )
+            )
+            skipped.add(node.name)
+            continue
+        chain.append(node)
+
+    # data flow: a chain, each node fed only by the previous one
+    prev = INPUT
+    for node in chain:
+        preds = resolve(node.name)
+        if preds != [prev]:
+            net.structure.append(
+                Violation(
+                    node.name,
+                    "not_a_chain",
+                    f"inputs {preds or ['none']}",
+                    f"[{prev}]",
+                    f"`{node.name}` is fed by {', '.join(preds) or 'nothing'}, not only by `{prev}`: "
+                    "Xylo runs a single chain (input -> hidden -> readout).",
+                    "remove residual / skip connections and parallel branches; concatenate "
+                    "branches into one Linear instead.",
+                )
+            )
+        prev = node.name
+
+    # alternation Linear, spiking, Linear, spiking ...
+    i = 0
+    while i < len(chain):
+        node = chain[i]
+        if node.kind == "linear":
+            nxt = chain[i + 1] if i + 1 < len(chain) else None
+            if nxt is None:
+                net.structure.append(
+                    Violation(
+                        node.name,
+                        "output_not_neurons",
+                        "Linear output",
+                        "spiking output neurons",
+                        f"the model ends with Linear `{node.name}`; Xylo's readout ends in "
+                        "spiking output neurons.",
+                        f"add a spiking layer (e.g. sinabs LIF) after `{node.name}` and read its spikes.",
+                    )
+                )
+                i += 1
+            elif nxt.kind == "linear":
+                net.structure.append(
+                    Violation(
+                        nxt.name,
+                        "consecutive_weights",
+                        f"`{node.name}` -> `{nxt.name}`",
+                        "Linear -> spiking",
+                        f"Linear `{node.name}` feeds Linear `{nxt.name}` directly; Xylo needs "
+                        "neurons between weight layers.",
+                        f"fold them into one Linear (W = W_{nxt.name} @ W_{node.name}) or put "
+                        "a spiking layer between them.",
+                    )
+                )
+                i += 1
+            else:
+                net.pairs.append((node, nxt))
+                i += 2
+        else:
+            what = "the model input" if i == 0 else f"`{chain[i - 1].name}`"
+            net.structure.append(
+                Violation(
+                    node.name,
+                    "neurons_without_weights",
+                    f"{what} -> `{node.name}`",
+                    "Linear -> spiking",
+                    f"spiking layer `{node.name}` is fed by {what} without a Linear; on Xylo every "
+                    "neuron population is fed by a weight matrix.",
+                    f"put a Linear before `{node.name}` (for the input: Linear(n_in, n) with n <= "
+                    f"{net.lim('input_projection_reach')}).",
+                )
+            )
+            i += 1
+
+    if len(net.pairs) < 2:
+        net.structure.append(
+            Violation(
+                net.pairs[0][1].name if net.pairs else (chain[-1].name if chain else "model"),
+                "too_few_neuron_layers",
+                len(net.pairs),
+                2,
+                f"{len(net.pairs)} Linear -> spiking stage(s) found; Xylo needs >= 2 "
+                "(a hidden population and the output neurons).",
+                "use Linear -> LIF (hidden) -> Linear -> LIF (output) at least.",
+            )
+        )
+        return
+
+    out = net.output
+    if out.attrs.get("recurrent"):
+        net.structure.append(
+            Violation(
+                out.name,
+                "output_recurrent",
+                "recurrent output layer",
+                "feed-forward output layer",
+                f"output layer `{out.name}` is recurrent; Xylo's output neurons cannot be recurrent.",
+                f"make `{out.name}` feed-forward, or add a recurrent hidden layer before the readout.",
+            )
+        )
+
+    for lin, _ in net.pairs:
+        net.weights[lin.name] = _linear_weight(lin, net.notes)
+    for s in net.hidden:
+        if s.attrs.get("recurrent"):
+            rw = _rec_weight(s, net.notes)
+            if rw is not None:
+                net.rec_names[s.name], net.rec_weights[s.name] = rw
+
+
+# =========================================================================== derived quantities
+
+
+def _fanout(net: _Net) -> list[tuple[LayerNode, np.ndarray, dict[str, np.ndarray]]]:
+    """Per hidden layer: (node, total fan-out per neuron, {weight label: fan-out per neuron})."""
+    out = []
+    hidden = net.hidden
+    for k, s in enumerate(hidden):
+        parts: dict[str, np.ndarray] = {}
+        nxt = net.pairs[k + 1][0]  # the Linear fed by this layer (hidden or readout)
+        parts[nxt.name] = np.count_nonzero(net.weights[nxt.name], axis=0)
+        if s.name in net.rec_weights:
+            parts[net.rec_names[s.name]] = np.count_nonzero(net.rec_weights[s.name], axis=0)
+        total = sum(parts.values())
+        out.append((s, np.asarray(total), parts))
+    return out
+
+
+def _expansion(net: _Net) -> tuple[int, int]:
+    """(Nien, Noen): hidden neurons with a nonzero input weight / a nonzero readout weight."""
+    nien = int(np.count_nonzero(np.any(net.weights[net.input_linear.name] != 0, axis=1)))
+    noen = int(np.count_nonzero(np.any(net.weights[net.readout.name] != 0, axis=0)))
+    return nien, noen
+
+
+def _rec_fanout_mean(net: _Net) -> float:
+    """Average nonzero recurrent-matrix weights per hidden neuron (hidden->hidden + recurrent)."""
+    if net.n_hidden == 0:
+        return 0.0
+    total = sum(int(np.count_nonzero(net.weights[lin.name])) for lin in net.hidden_linears)
+    total += sum(int(np.count_nonzero(w)) for w in net.rec_weights.values())
+    return total / net.n_hidden
+
+
+def cycles_per_step(
+    profile: ChipProfile,
+    n_in: int,
+    n_hidden: int,
+    n_out: int,
+    n_ien: int,
+    n_oen: int,
+    fanout_mean: float,
+    p_in: float = 1.0,
+    p_hid: float = 1.0,
+) -> float | None:
+    """Master-clock cycles per time step from rockpool's published cycle model.
+
+    ``Nin (p_in Nien c_tgt + c_ch) + Nhid (fanout c_syn p_hid + c_fix) + Noen p_hid (c_src +
+    Nout c_out) + Nhid (c_spk + c_var p_hid) + Nout c_ofix``. ``p_in``/``p_hid`` are the
+    probabilities that an input channel / a hidden neuron has an event in a step (1 = worst case).
+    Returns None when the profile lacks a constant.
+    """
+    c = {k: profile.limit(k) for k in CYCLE_KEYS}
+    if any(v is None for v in c.values()):
+        return None
+    if profile.limit("cycles_expansion_neurons", "all_hidden") != "connected":
+        n_ien = n_oen = n_hidden
+    return (
+        n_in * (p_in * n_ien * c["cycles_input_per_target"] + c["cycles_input_per_channel"])
+        + n_hidden * (fanout_mean * c["cycles_hidden_per_synapse"] * p_hid + c["cycles_hidden_fixed"])
+        + n_oen * p_hid * (c["cycles_readout_per_source"] + n_out * c["cycles_readout_per_output"])
+        + n_hidden * (c["cycles_hidden_spike_fixed"] + c["cycles_hidden_spike_var"] * p_hid)
+        + n_out * c["cycles_output_fixed"]
+    )
+
+
+def time_constants(graph: LayerGraph, dt: float = DEFAULT_DT_S) -> pd.DataFrame:
+    """Per spiking node: tau_mem / tau_syn, their Xylo bit-shift (dash) and effective values.
+
+    Columns ``tau_mem_s, dash_mem, tau_mem_eff_s, tau_mem_err_pct`` and the same for ``syn``;
+    seconds at ``dt``. A non-leaky neuron (IAF) has tau_mem inf and error 0.
+    """
+    rows = {}
+    for node in graph.by_kind("spiking"):
+        rows[node.name] = _tau_row(node, dt)
+    cols = [f"{p}_{c}" for c in ("mem", "syn") for p in ("tau", "dash", "tau_eff", "tau_err")]
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    return df if len(df) else pd.DataFrame(columns=cols)
+
+
+def _tau_row(node: LayerNode, dt: float) -> dict[str, float]:
+    row: dict[str, float] = {}
+    for which in ("mem", "syn"):
+        tau = node.attrs.get(f"tau_{which}")
+        if which == "mem" and tau is None and node.attrs.get("leak") is False:
+            tau = math.inf
+        dash, tau_eff, err = bitshift_decay(None if tau is None else float(tau))
+        row[f"tau_{which}_s"] = math.nan if tau is None else float(tau) * dt
+        row[f"dash_{which}"] = math.nan if dash is None else float(dash)
+        row[f"tau_{which}_eff_s"] = math.nan if tau_eff is None else tau_eff * dt
+        row[f"tau_{which}_err_pct"] = math.nan if err is None else err
+    return row
+
+
+# =========================================================================== rules
+
+
+def _representable_taus(tau_steps: float) -> tuple[float, float]:
+    """The effective time constants (steps) Xylo can represent just below and above tau."""
+    lo, d = 0.0, 1
+    while True:
+        t = -1.0 / math.log1p(-(2.0**-d))
+        if t >= tau_steps:
+            return lo, t
+        lo, d = t, d + 1
+
+
+def _lim_name(net: _Net) -> str:
+    return net.profile.title or net.profile.name
+
+
+def rule_input_channels(net: _Net) -> list[Violation]:
+    lim, n = net.lim("input_channels"), net.n_in
+    if n <= lim:
+        return []
+    lin = net.input_linear
+    return [
+        Violation(
+            lin.name,
+            "input_channels",
+            n,
+            lim,
+            f"input channels of `{lin.name}` ({n}) > {lim} (Xylo SNN inputs).",
+            f"reduce the input to {lim} channels (now {n}, {n - lim} too many): fewer filter "
+            "bands / sensor features, or sum neighbouring channels before the chip.",
+        )
+    ]
+
+
+def rule_hidden_neurons(net: _Net) -> list[Violation]:
+    lim, n = net.lim("hidden_neurons"), net.n_hidden
+    if n <= lim:
+        return []
+    # the layer at which the shared population overflows
+    cum, breaker = 0, net.hidden[-1]
+    for s in net.hidden:
+        cum += _neurons(s)
+        if cum > lim:
+            breaker = s
+            break
+    parts = " + ".join(f"{s.name} {_neurons(s)}" for s in net.hidden)
+    return [
+        Violation(
+            breaker.name,
+            "hidden_neurons",
+            n,
+            lim,
+            f"hidden neurons ({parts} = {n}) > {lim} (hidden population of {_lim_name(net)}); "
+            f"overflows at `{breaker.name}`.",
+            f"remove {n - lim} hidden neuron(s), e.g. shrink `{breaker.name}` from "
+            f"{_neurons(breaker)} to {max(_neurons(breaker) - (n - lim), 0)}; all hidden layers "
+            "share one population.",
+        )
+    ]
+
+
+def rule_output_neurons(net: _Net) -> list[Violation]:
+    lim, n, out = net.lim("output_neurons"), net.n_out, net.output
+    warn = net.lim("output_neurons_warn")
+    if n > lim:
+        return [
+            Violation(
+                out.name,
+                "output_neurons",
+                n,
+                lim,
+                f"output neurons of `{out.name}` ({n}) > {lim} (readout of {_lim_name(net)}).",
+                f"use <= {lim} output classes (now {n}): merge classes, or read a "
+                f"{lim}-neuron code (e.g. binary) instead of one neuron per class.",
+            )
+        ]
+    if warn is not None and n > warn:
+        return [
+            Violation(
+                out.name,
+                "output_neurons",
+                n,
+                warn,
+                f"output neurons of `{out.name}` ({n}) > {warn}: the vendor DRC warns that only "
+                f"{warn} output channels are supported (the chip has {lim} output neurons).",
+                f"use <= {warn} output neurons to stay inside the supported output channels.",
+                WARNING,
+            )
+        ]
+    return []
+
+
+def rule_synaptic_states(net: _Net) -> list[Violation]:
+    out: list[Violation] = []
+    for role, nodes, key in (
+        ("hidden", net.hidden, "synaptic_states_hidden"),
+        ("output", [net.output], "synaptic_states_output"),
+    ):
+        lim = net.lim(key)
+        for s in nodes:
+            n = int(s.attrs.get("synaptic_states", 1) or 0)
+            if n > lim:
+                out.append(
+                    Violation(
+                        s.name,
+                        "synaptic_states",
+                        n,
+                        lim,
+                        f"synaptic states per neuron of {role} layer `{s.name}` "
+                        f"({s.attrs.get('neuron_model', s.type_name)}) ({n}) > {lim} ({role} neurons "
+                        f"of {_lim_name(net)}).",
+                        f"use a neuron with <= {lim} synaptic time constant(s) in `{s.name}` "
+                        + ("(e.g. sinabs LIF without tau_syn, or snnTorch Leaky)." if lim <= 1 else
+                           "(e.g. sinabs LIF with one tau_syn)."),
+                    )
+                )
+    return out
+
+
+def rule_fanout(net: _Net) -> list[Violation]:
+    lim = net.lim("max_fanout_hidden")
+    out = []
+    for s, total, parts in _fanout(net):
+        if total.size == 0 or int(total.max()) <= lim:
+            continue
+        j = int(total.argmax())
+        split = " + ".join(f"{int(v[j])} in `{name}`" for name, v in parts.items())
+        n_over = int(np.count_nonzero(total > lim))
+        names = " / ".join(f"`{name}`" for name in parts)
+        out.append(
+            Violation(
+                s.name,
+                "fanout",
+                int(total.max()),
+                lim,
+                f"fan-out of hidden layer `{s.name}` ({int(total.max())} nonzero weights from "
+                f"neuron {j}: {split}) > {lim} per hidden neuron; {n_over} neuron(s) over.",
+                f"prune {names} so that each neuron of `{s.name}` drives <= {lim} targets "
+                f"(remove >= {int(total.max()) - lim} weights from neuron {j}), or make the next "
+                f"layer narrower.",
+            )
+        )
+    return out
+
+
+def rule_input_reach(net: _Net) -> list[Violation]:
+    lim = net.lim("input_projection_reach")
+    nien, _ = _expansion(net)
+    if nien <= lim:
+        return []
+    lin, first = net.input_linear, net.hidden[0]
+    return [
+        Violation(
+            lin.name,
+            "input_reach",
+            nien,
+            lim,
+            f"input projection `{lin.name}` reaches {nien} hidden neurons (of `{first.name}`) > "
+            f"{lim} (the input weights of {_lim_name(net)} reach only {lim} hidden neurons).",
+            f"make the first hidden layer `{first.name}` <= {lim} neurons (zero the input "
+            f"weights of {nien - lim} of them) and widen the network in a later hidden layer.",
+        )
+    ]
+
+
+def rule_readout_reach(net: _Net) -> list[Violation]:
+    lim = net.lim("readout_reach")
+    _, noen = _expansion(net)
+    if noen <= lim:
+        return []
+    lin, last = net.readout, net.hidden[-1]
+    return [
+        Violation(
+            lin.name,
+            "readout_reach",
+            noen,
+            lim,
+            f"readout `{lin.name}` reads {noen} hidden neurons (of `{last.name}`) > {lim} (the "
+            f"readout of {_lim_name(net)} reads only {lim} hidden neurons).",
+            f"make the last hidden layer `{last.name}` <= {lim} neurons (add a narrower hidden "
+            f"layer before the readout) or zero the readout weights of {noen - lim} neurons.",
+        )
+    ]
+
+
+def _weight_mats(net: _Net) -> dict[str, np.ndarray]:
+    mats = {lin.name: net.weights[lin.name] for lin, _ in net.pairs}
+    for s, w in net.rec_weights.items():
+        mats[net.rec_names[s]] = w
+    return mats
+
+
+def rule_weight_quantisation(net: _Net) -> list[Violation]:
+    bits = net.lim("weight_bits")
+    _, q = quantise_weights(_weight_mats(net), bits)
+    out = []
+    for name, row in q.iterrows():
+        rel = float(row["weight_quant_rmse_rel"])
+        if rel > QUANT_WARN_REL:
+            out.append(
+                Violation(
+                    str(name),
+                    "weight_quantisation",
+                    round(rel, 4),
+                    QUANT_WARN_REL,
+                    f"{bits}-bit weight error of `{name}` (RMS {rel:.1%} of its RMS weight, max "
+                    f"{row['weight_quant_max_abs_err']:.3g}) > {QUANT_WARN_REL:.0%} (one global "
+                    f"scale over all weights).",
+                    "train with quantisation-aware training (int8, global scale) or bring the "
+                    f"weight magnitudes of `{name}` closer to the largest weight of the network "
+                    "(fewer distinct magnitudes, weight normalisation per layer and a matching "
+                    "threshold).",
+                    WARNING,
+                )
+            )
+    return out
+
+
+def rule_threshold_range(net: _Net) -> list[Violation]:
+    bits = net.lim("threshold_bits")
+    if bits is None:
+        return []
+    scale, _ = quantise_weights(_weight_mats(net), net.lim("weight_bits"))
+    qmax = 2 ** (bits - 1) - 1
+    out = []
+    for _, s in net.pairs:
+        thr = s.attrs.get("threshold")
+        if thr is None:
+            continue
+        q = abs(float(thr)) * scale
+        if q > qmax:
+            out.append(
+                Violation(
+                    s.name,
+                    "threshold_range",
+                    round(q),
+                    qmax,
+                    f"threshold of `{s.name}` in weight units ({float(thr):g} x {scale:.3g} = "
+                    f"{q:.0f}) > {qmax} ({bits}-bit threshold): the weights are too small for it.",
+                    f"scale the weights up (or the threshold of `{s.name}` down) by >= "
+                    f"{q / qmax:.3g}x: threshold / max|w| must be <= {qmax / (2 ** (net.lim('weight_bits') - 1) - 1):.0f}.",
+                )
+            )
+    return out
+
+
+def rule_biases(net: _Net) -> list[Violation]:
+    out = []
+    names = [lin for lin, _ in net.pairs]
+    for lin in names:
+        b = getattr(lin.module, "bias", None)
+        if b is None and not (lin.module is None and lin.attrs.get("bias")):
+            continue
+        nz = int((b != 0).sum()) if b is not None else int(lin.attrs.get("out_features", 0))
+        if nz == 0:
+            continue
+        out.append(
+            Violation(
+                lin.name,
+                "bias_dropped",
+                f"{nz} nonzero biases",
+                "no weight biases",
+                f"Linear `{lin.name}` has {nz} nonzero bias(es); biases of weight layers are not "
+                "transferred to Xylo.",
+                f"train `{lin.name}` with bias=False (or fold a constant bias into an always-on "
+                "input channel).",
+                WARNING,
+            )
+        )
+    return out
+
+
+def rule_time_constants(net: _Net) -> list[Violation]:
+    out = []
+    for _, s in net.pairs:
+        row = _tau_row(s, net.dt)
+        for which in ("mem", "syn"):
+            err = row[f"tau_{which}_err_pct"]
+            if math.isnan(err) or abs(err) <= TAU_WARN_PCT:
+                continue
+            tau_steps = row[f"tau_{which}_s"] / net.dt
+            lo, hi = _representable_taus(tau_steps)
+            dash = int(row[f"dash_{which}"])
+            out.append(
+                Violation(
+                    s.name,
+                    "time_constant",
+                    round(row[f"tau_{which}_eff_s"], 9),
+                    round(row[f"tau_{which}_s"], 9),
+                    f"tau_{which} of `{s.name}` ({_fmt_s(row[f'tau_{which}_s'])} = {tau_steps:.3g} "
+                    f"steps) becomes {_fmt_s(row[f'tau_{which}_eff_s'])} with bit-shift dash {dash} "
+                    f"at dt {_fmt_s(net.dt)}: error {err:+.1f}% > {TAU_WARN_PCT:.0f}%.",
+                    f"use a tau_{which} Xylo represents: {lo:.3g} or {hi:.3g} steps "
+                    f"({_fmt_s(lo * net.dt)} / {_fmt_s(hi * net.dt)}), i.e. -1/ln(1 - 2^-dash), "
+                    "or retrain with those values.",
+                    WARNING,
+                )
+            )
+    return out
+
+
+def rule_reset(net: _Net) -> list[Violation]:
+    out = []
+    for _, s in net.pairs:
+        reset = s.attrs.get("reset")
+        if reset is None or reset == "subtract":
+            continue
+        out.append(
+            Violation(
+                s.name,
+                "reset_mode",
+                str(reset),
+                "subtract",
+                f"reset of `{s.name}` is {reset!r}; Xylo neurons reset by subtracting the threshold.",
+                f"train `{s.name}` with a subtractive reset (sinabs MembraneSubtract, snnTorch "
+                "reset_mechanism='subtract').",
+                WARNING,
+            )
+        )
+    return out
+
+
+def rule_input_events(net: _Net) -> list[Violation]:
+    lin, lim = net.input_linear, net.lim("max_input_events_per_step")
+    v = net.activity(lin.name, "in_max_per_step")
+    if v is None or v <= lim:
+        return []
+    return [
+        Violation(
+            lin.name,
+            "input_events_per_step",
+            v,
+            lim,
+            f"input events per channel per step into `{lin.name}` ({v:g}, measured) > {lim}.",
+            f"clip the input at {lim} events per channel per step, or use a shorter dt "
+            f"(now {_fmt_s(net.dt)}; about {lim / v:.2g}x to spread the events).",
+        )
+    ]
+
+
+def rule_spikes_per_step(net: _Net) -> list[Violation]:
+    out = []
+    for role, nodes, key in (
+        ("hidden", net.hidden, "max_spikes_per_step_hidden"),
+        ("output", [net.output], "max_spikes_per_step_output"),
+    ):
+        lim = net.lim(key)
+        for s in nodes:
+            v = net.activity(s.name, "out_max_per_step")
+            if v is None or v <= lim:
+                continue
+            out.append(
+                Violation(
+                    s.name,
+                    "spikes_per_step",
+                    v,
+                    lim,
+                    f"spikes per neuron per step of {role} layer `{s.name}` ({v:g}, measured) > {lim}.",
+                    f"limit `{s.name}` to {lim} spike(s) per step (sinabs "
+                    + ("SingleSpike spike_fn" if lim == 1 else f"MaxSpike({lim}) spike_fn")
+                    + "), raise its threshold, or use a shorter dt.",
+                )
+            )
+    return out
+
+
+@dataclass
+class _Realtime:
+    cycles: float
+    p_in: float
+    p_hid: float
+    measured: bool
+    needed_clock_hz: float
+    min_clock_hz: float
+
+
+def _realtime(net: _Net) -> _Realtime | None:
+    nien, noen = _expansion(net)
+    p_in = p_hid = 1.0
+    measured = False
+    layers = getattr(net.analysis, "layers", None)
+    if layers is not None:
+        steps = net.activity(net.input_linear.name, "n_steps")
+        ev = net.activity(net.input_linear.name, "events_in")
+        spk = [net.activity(s.name, "spikes_out") for s in net.hidden]
+        if steps and ev is not None and all(v is not None for v in spk):
+            p_in = min(1.0, ev / (net.n_in * steps)) if net.n_in else 0.0
+            p_hid = min(1.0, sum(spk) / (net.n_hidden * steps)) if net.n_hidden else 0.0
+            measured = True
+    cycles = cycles_per_step(
+        net.profile, net.n_in, net.n_hidden, net.n_out, nien, noen, _rec_fanout_mean(net), p_in, p_hid
+    )
+    if cycles is None:
+        return None
+    margin = net.lim("cycles_margin", 0.0)
+    return _Realtime(cycles, p_in, p_hid, measured, cycles * (1 + margin) / net.dt, cycles / net.dt)
+
+
+def rule_realtime(net: _Net) -> list[Violation]:
+    rt = _realtime(net)
+    if rt is None:
+        return []
+    clock = float(net.lim("clock_hz"))
+    if rt.needed_clock_hz <= clock:
+        return []
+    basis = (
+        f"measured p_in {rt.p_in:.3g}, p_hid {rt.p_hid:.3g}"
+        if rt.measured
+        else "worst case: every input and hidden neuron active every step"
+    )
+    over = rt.min_clock_hz > clock
+    severity = ERROR if (over and rt.measured) else WARNING
+    margin = net.lim("cycles_margin", 0.0)
+    dt_needed = rt.cycles * (1 + margin) / clock
+    cmax = net.lim("clock_hz_max")
+    clock_hint = (
+        f"run the clock at >= {_fmt_hz(rt.needed_clock_hz)}"
+        if cmax is None or rt.needed_clock_hz <= cmax
+        else f"(the clock cannot go above {_fmt_hz(cmax)})"
+    )
+    what = "cannot run in real time" if over else f"has less than the {margin:.0%} safety margin"
+    return [
+        Violation(
+            "xylo",
+            "realtime",
+            round(rt.needed_clock_hz),
+            clock,
+            f"needed clock ({rt.cycles:,.0f} cycles per step x {1 + margin:g} / dt "
+            f"{_fmt_s(net.dt)} = {_fmt_hz(rt.needed_clock_hz)}) > clock {_fmt_hz(clock)} "
+            f"({basis}): the model {what}.",
+            f"use dt >= {_fmt_s(dt_needed)}, or {clock_hint}, or cut hidden neurons / fan-out / "
+            "activity (cycles grow with Nhid x (fan-out x 7 x p_hid + 22)); pass measured activity "
+            "to replace the worst case.",
+            severity,
+        )
+    ]
+
+
+Rule = Callable[[_Net], list[Violation]]
+
+#: The design rules, run in order on a parsed network (structure is checked while parsing).
+XYLO_RULES: list[Rule] = [
+    rule_input_channels,
+    rule_hidden_neurons,
+    rule_output_neurons,
+    rule_synaptic_states,
+    rule_fanout,
+    rule_input_reach,
+    rule_readout_reach,
+    rule_weight_quantisation,
+    rule_threshold_range,
+    rule_biases,
+    rule_time_constants,
+    rule_reset,
+    rule_input_events,
+    rule_spikes_per_step,
+    rule_realtime,
+]
+
+
+# =========================================================================== the mapper
+
+
+def _resolve_dt(analysis: Any, dt: float | None, notes: list[str]) -> float:
+    if dt is not None:
+        if not dt > 0:
+            raise ValueError(f"dt must be > 0 seconds, got {dt!r}")
+        return float(dt)
+    adt = getattr(analysis, "dt", None)
+    if adt is not None and adt > 0:
+        return float(adt)
+    notes.append(
+        f"dt not given (argument or analysis.dt): assumed {_fmt_s(DEFAULT_DT_S)} per time step "
+        "for time constants and the real-time budget."
+    )
+    return DEFAULT_DT_S
+
+
+def map_xylo(
+    graph: LayerGraph,
+    profile: ChipProfile,
+    analysis: Any = None,
+    dt: float | None = None,
+) -> FitReport:
+    """Check ``graph`` against one Xylo chip; collect every violation.
+
+    Args:
+        graph: the model's layer graph (:func:`hwcheck.graph.describe`).
+        profile: a ``family = "xylo"`` chip profile.
+        analysis: optional activity analysis (``.layers`` indexed by node name, ``.dt``); enables
+            the per-step event/spike rules and replaces the worst-case firing probabilities of
+            the cycle model by measured ones.
+        dt: seconds per time step; defaults to ``analysis.dt``, else 1 ms (noted).
+    """
+    notes: list[str] = []
+    dt_s = _resolve_dt(analysis, dt, notes)
+    net = _Net(graph, profile, dt_s, analysis, notes=notes)
+    _parse(net)
+    violations = list(net.structure)
+    if net.ok:
+        for rule in XYLO_RULES:
+            violations.extend(rule(net))
+    layers, cores, summary = _tables(net, violations)
+    _add_notes(net)
+    return FitReport(
+        chip=profile.name,
+        family="xylo",
+        layers=layers,
+        cores=cores,
+        violation_list=violations,
+        summary=summary,
+        notes=net.notes,
+    )
+
+
+def _tables(net: _Net, violations: list[Violation]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    lim = net.lim
+    hid_lim = lim("hidden_neurons")
+    if not net.ok:
+        layers = pd.DataFrame(
+            columns=["members", "core", "n_cores", "neurons", "neurons_limit"]
+        ).astype({"n_cores": "int64"})
+        cores = pd.DataFrame(
+            [{"capacity": hid_lim, "used": 0, "free": hid_lim, "assigned": ""}], index=["xylo"]
+        )
+        summary = {
+            "cores_used": 0,
+            "cores_available": 1,
+            "utilisation_pct": 0.0,
+            "binding_constraint": "structure: the model is not a Linear -> spiking chain",
+            "violations": len(violations),
+            "dt_s": net.dt,
+        }
+        return layers, cores, summary
+
+    nien, noen = _expansion(net)
+    fan = _fanout(net)
+    fan_max = max((int(t.max()) for _, t, _ in fan if t.size), default=0)
+    mats = _weight_mats(net)
+    scale, q = quantise_weights(mats, lim("weight_bits"))
+
+    def quant(names: list[str]) -> tuple[float, float]:
+        ws = [mats[n] for n in names]
+        if not ws or all(w.size == 0 for w in ws):
+            return math.nan, math.nan
+        # RMS over the pooled weights of the row, max over them
+        errs = []
+        for w in ws:
+            qq = np.clip(np.round(w * scale), -(2 ** (lim("weight_bits") - 1)), 2 ** (lim("weight_bits") - 1) - 1)
+            errs.append((w - qq / scale).ravel())
+        e = np.concatenate(errs)
+        a = np.concatenate([w.ravel() for w in ws])
+        rms_a = float(np.sqrt(np.mean(a**2)))
+        return (float(np.sqrt(np.mean(e**2))) / rms_a if rms_a > 0 else 0.0, float(np.abs(e).max()))
+
+    def worst_tau(nodes: list[LayerNode]) -> dict[str, Any]:
+        best: dict[str, Any] = {}
+        for which in ("mem", "syn"):
+            pick = None
+            for s in nodes:
+                r = _tau_row(s, net.dt)
+                err = r[f"tau_{which}_err_pct"]
+                if pick is None or (not math.isnan(err) and (math.isnan(pick[1][f"tau_{which}_err_pct"]) or abs(err) > abs(pick[1][f"tau_{which}_err_pct"]))):
+                    pick = (s, r)
+            for col in (f"tau_{which}_s", f"dash_{which}", f"tau_{which}_eff_s", f"tau_{which}_err_pct"):
+                best[col] = pick[1][col] if pick else math.nan
+            best[f"tau_{which}_layer"] = pick[0].name if pick else ""
+        return best
+
+    def act_max(nodes: list[LayerNode], col: str) -> float:
+        vals = [net.activity(n.name, col) for n in nodes]
+        vals = [v for v in vals if v is not None]
+        return max(vals) if vals else math.nan
+
+    rec_labels = [net.rec_names[s] for s in net.rec_weights]
+    hidden_w = [lin.name for lin in net.hidden_linears] + rec_labels
+    syn_hidden = max(int(s.attrs.get("synaptic_states", 1) or 0) for s in net.hidden)
+    rows = {
+        "input": {
+            "members": net.input_linear.name,
+            "neurons": net.n_in,
+            "neurons_limit": lim("input_channels"),
+            "synaptic_states": math.nan,
+            "synaptic_states_limit": math.nan,
+            "max_fanout": math.nan,
+            "fanout_limit": math.nan,
+            "reach": nien,
+            "reach_limit": lim("input_projection_reach"),
+            "weights": int(mats[net.input_linear.name].size),
+            "weights_nonzero": int(np.count_nonzero(mats[net.input_linear.name])),
+            "max_per_step": act_max([net.input_linear], "in_max_per_step"),
+            "max_per_step_limit": lim("max_input_events_per_step"),
+        },
+        "hidden": {
+            "members": ",".join([s.name for s in net.hidden] + [lin.name for lin in net.hidden_linears]),
+            "neurons": net.n_hidden,
+            "neurons_limit": hid_lim,
+            "synaptic_states": syn_hidden,
+            "synaptic_states_limit": lim("synaptic_states_hidden"),
+            "max_fanout": fan_max,
+            "fanout_limit": lim("max_fanout_hidden"),
+            "reach": math.nan,
+            "reach_limit": math.nan,
+            "weights": int(sum(mats[n].size for n in hidden_w)),
+            "weights_nonzero": int(sum(np.count_nonzero(mats[n]) for n in hidden_w)),
+            "max_per_step": act_max(net.hidden, "out_max_per_step"),
+            "max_per_step_limit": lim("max_spikes_per_step_hidden"),
+        },
+        "output": {
+            "members": f"{net.readout.name},{net.output.name}",
+            "neurons": net.n_out,
+            "neurons_limit": lim("output_neurons"),
+            "synaptic_states": int(net.output.attrs.get("synaptic_states", 1) or 0),
+            "synaptic_states_limit": lim("synaptic_states_output"),
+            "max_fanout": math.nan,
+            "fanout_limit": math.nan,
+            "reach": noen,
+            "reach_limit": lim("readout_reach"),
+            "weights": int(mats[net.readout.name].size),
+            "weights_nonzero": int(np.count_nonzero(mats[net.readout.name])),
+            "max_per_step": act_max([net.output], "out_max_per_step"),
+            "max_per_step_limit": lim("max_spikes_per_step_output"),
+        },
+    }
+    for key, names in (("input", [net.input_linear.name]), ("hidden", hidden_w), ("output", [net.readout.name])):
+        rows[key]["weight_quant_rmse_rel"], rows[key]["weight_quant_max_abs_err"] = quant(names)
+    rows["input"].update(worst_tau([]))
+    rows["hidden"].update(worst_tau(net.hidden))
+    rows["output"].update(worst_tau([net.output]))
+    layers = pd.DataFrame.from_dict(rows, orient="index")
+    layers.insert(1, "core", "")
+    layers.insert(2, "n_cores", 1)
+    layers["n_cores"] = layers["n_cores"].astype("int64")
+
+    cores = pd.DataFrame(
+        [
+            {
+                "capacity": hid_lim,
+                "used": net.n_hidden,
+                "free": hid_lim - net.n_hidden,
+                "input_channels_capacity": lim("input_channels"),
+                "input_channels_used": net.n_in,
+                "output_neurons_capacity": lim("output_neurons"),
+                "output_neurons_used": net.n_out,
+                "assigned": "input,hidden,output",
+            }
+        ],
+        index=["xylo"],
+    )
+
+    # binding constraint: the resource closest to (or furthest over) its limit
+    ratios: list[tuple[float, str]] = [
+        (net.n_in / lim("input_channels"), f"input channels {net.n_in} / {lim('input_channels')}"),
+        (net.n_hidden / hid_lim, f"hidden neurons {net.n_hidden} / {hid_lim}"),
+        (net.n_out / lim("output_neurons"), f"output neurons {net.n_out} / {lim('output_neurons')}"),
+        (fan_max / lim("max_fanout_hidden"), f"hidden fan-out {fan_max} / {lim('max_fanout_hidden')}"),
+        (nien / lim("input_projection_reach"), f"input projection reach {nien} / {lim('input_projection_reach')}"),
+        (noen / lim("readout_reach"), f"readout reach {noen} / {lim('readout_reach')}"),
+    ]
+    summary: dict[str, Any] = {
+        "cores_used": 1,
+        "cores_available": 1,
+        "utilisation_pct": 100.0 * net.n_hidden / hid_lim,
+        "dt_s": net.dt,
+        "hidden_neurons": net.n_hidden,
+        "input_channels": net.n_in,
+        "output_neurons": net.n_out,
+        "max_fanout_hidden": fan_max,
+        "weight_scale": scale,
+    }
+    rt = _realtime(net)
+    if rt is not None:
+        clock = float(lim("clock_hz"))
+        summary.update(
+            {
+                "cycles_per_step": rt.cycles,
+                "clock_hz": clock,
+                "needed_clock_hz": rt.needed_clock_hz,
+                "realtime_margin": clock / rt.needed_clock_hz if rt.needed_clock_hz > 0 else math.inf,
+                "latency_s": rt.cycles / clock,
+                "p_in": rt.p_in,
+                "p_hid": rt.p_hid,
+                "activity_basis": "measured" if rt.measured else "worst case (p = 1)",
+            }
+        )
+        ratios.append(
+            (rt.needed_clock_hz / clock, f"clock {_fmt_hz(rt.needed_clock_hz)} needed / {_fmt_hz(clock)}")
+        )
+    ratio, label = max(ratios, key=lambda r: r[0])
+    summary["binding_constraint"] = f"{label} ({ratio:.0%})"
+    summary["violations"] = len(violations)
+    return layers, cores, summary
+
+
+def _add_notes(net: _Net) -> None:
+    notes = net.notes
+    if net.ok:
+        rt = _realtime(net)
+        if rt is not None:
+            notes.append(
+                "real-time: rockpool's cycle model "
+                + ("with measured firing probabilities (events / (channels x steps), an upper "
+                   "bound when one position has several events in a step; averages, not peaks)"
+                   if rt.measured else
+                   "in the worst case (every input channel and hidden neuron active every step, "
+                   "p = 1); pass an activity analysis for measured probabilities")
+                + f"; cycles per step {rt.cycles:,.0f}, needed clock {_fmt_hz(rt.needed_clock_hz)} "
+                f"(incl. {net.lim('cycles_margin', 0.0):.0%} margin) at dt {_fmt_s(net.dt)}."
+            )
+        else:
+            notes.append("real-time: the profile lacks the cycle-model constants; not checked.")
+        if any(getattr(s.module, "norm_input", False) for _, s in net.pairs
+               if s.attrs.get("neuron_model") == "LIF"):
+            notes.append(
+                "sinabs LIF with norm_input=True scales its input by (1 - exp(-1/tau_mem)); Xylo "
+                "does not, so that factor must be folded into the weights before quantising."
+            )
+        if any(s.attrs.get("leak") is False for _, s in net.pairs):
+            notes.append(
+                "non-leaking neurons (IAF): Xylo always decays by a bit shift; a dash as large "
+                "as the 16-bit state leaves the state unchanged (derived, not from a source)."
+            )
+    notes.append(
+        "fan-out counts nonzero weights to the next hidden layer, the layer's own recurrent "
+        "weights and (last hidden layer) the readout."
+    )
+    notes.append(
+        "quantisation: one global int scale over all weight matrices "
+        "(max |w| -> 2^(bits-1) - 1); per-matrix bit shifts of the chip are not used."
+    )
+    if net.profile.limit("input_projection_reach", 0) < net.profile.limit("hidden_neurons", 0):
+        notes.append(
+            "input reach and readout reach are checked separately: the sources do not say "
+            "whether the 128 neurons the readout reads are the same 128 the input reaches."
+        )
+    if not net.profile.energy:
+        ctx = ", ".join(
+            f"{k} {f.value:g} {f.unit} ({f.source.split(']')[0].lstrip('[')})"
+            for k, f in net.profile.power.items()
+        )
+        notes.append(
+            "energy: per-op energies of Xylo are not published (unknown unless calibrated); "
+            + (f"measured context: {ctx}." if ctx else "no measured figures in the profile.")
+        )
+
+
+register_family(
+    FamilySpec(
+        name="xylo",
+        limits=XYLO_LIMITS,
+        mapper=map_xylo,
+        description="SynSense Xylo: one input projection, one hidden population, one readout.",
+    )
+)
