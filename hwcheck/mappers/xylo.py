@@ -57,11 +57,15 @@ XYLO_LIMITS: dict[str, FigureSpec] = {
     "input_channels": FigureSpec("int", True, "SNN input channels"),
     "hidden_neurons": FigureSpec("int", True, "neurons of the hidden population"),
     "output_neurons": FigureSpec("int", True, "readout (output) neurons"),
-    "output_neurons_warn": FigureSpec("int", False, "output neurons above which the vendor DRC warns"),
+    "output_neurons_warn": FigureSpec(
+        "int", False, "output neurons above which the vendor DRC warns"
+    ),
     "synaptic_states_hidden": FigureSpec("int", True, "synaptic states per hidden neuron"),
     "synaptic_states_output": FigureSpec("int", True, "synaptic states per output neuron"),
     "max_fanout_hidden": FigureSpec("int", True, "max nonzero outgoing weights per hidden neuron"),
-    "input_projection_reach": FigureSpec("int", True, "hidden neurons the input projection reaches"),
+    "input_projection_reach": FigureSpec(
+        "int", True, "hidden neurons the input projection reaches"
+    ),
     "readout_reach": FigureSpec("int", True, "hidden neurons the readout can read from"),
     "weight_bits": FigureSpec("int", True, "signed weight precision"),
     "threshold_bits": FigureSpec("int", False, "signed threshold precision"),
@@ -75,15 +79,25 @@ XYLO_LIMITS: dict[str, FigureSpec] = {
     "cycles_input_per_channel": FigureSpec("number", False, "cycles per input channel per step"),
     "cycles_input_per_target": FigureSpec("number", False, "cycles per (input event, target)"),
     "cycles_hidden_fixed": FigureSpec("number", False, "fixed Isyn cycles per hidden neuron"),
-    "cycles_hidden_per_synapse": FigureSpec("number", False, "cycles per recurrent synapse of a spike"),
+    "cycles_hidden_per_synapse": FigureSpec(
+        "number", False, "cycles per recurrent synapse of a spike"
+    ),
     "cycles_readout_per_source": FigureSpec("number", False, "cycles per spiking readout source"),
-    "cycles_readout_per_output": FigureSpec("number", False, "cycles per readout synapse of a spike"),
-    "cycles_hidden_spike_fixed": FigureSpec("number", False, "fixed spike cycles per hidden neuron"),
-    "cycles_hidden_spike_var": FigureSpec("number", False, "spike cycles per hidden neuron x p_hid"),
+    "cycles_readout_per_output": FigureSpec(
+        "number", False, "cycles per readout synapse of a spike"
+    ),
+    "cycles_hidden_spike_fixed": FigureSpec(
+        "number", False, "fixed spike cycles per hidden neuron"
+    ),
+    "cycles_hidden_spike_var": FigureSpec(
+        "number", False, "spike cycles per hidden neuron x p_hid"
+    ),
     "cycles_output_fixed": FigureSpec("number", False, "cycles per output neuron per step"),
     "cycles_margin": FigureSpec("number", False, "safety margin of the needed clock (fraction)"),
     "cycles_expansion_neurons": FigureSpec(
-        "str", False, "'all_hidden' (Nien = Noen = Nhid) or 'connected' (neurons with nonzero weights)"
+        "str",
+        False,
+        "'all_hidden' (Nien = Noen = Nhid) or 'connected' (neurons with nonzero weights)",
     ),
 }
 
@@ -262,7 +276,11 @@ def _rec_weight(node: LayerNode, notes: list[str]) -> tuple[str, np.ndarray] | N
         return None
     import torch.nn as nn  # local: reading weights needs torch, the rest of the module does not
 
-    lin = rec if isinstance(rec, nn.Linear) else next((m for m in rec.modules() if isinstance(m, nn.Linear)), None)
+    lin = (
+        rec
+        if isinstance(rec, nn.Linear)
+        else next((m for m in rec.modules() if isinstance(m, nn.Linear)), None)
+    )
     if lin is None:
         notes.append(
             f"`{node.name}`: recurrent connection {type(rec).__name__} has no Linear; its "
@@ -496,7 +514,8 @@ def cycles_per_step(
         n_ien = n_oen = n_hidden
     return (
         n_in * (p_in * n_ien * c["cycles_input_per_target"] + c["cycles_input_per_channel"])
-        + n_hidden * (fanout_mean * c["cycles_hidden_per_synapse"] * p_hid + c["cycles_hidden_fixed"])
+        + n_hidden
+        * (fanout_mean * c["cycles_hidden_per_synapse"] * p_hid + c["cycles_hidden_fixed"])
         + n_oen * p_hid * (c["cycles_readout_per_source"] + n_out * c["cycles_readout_per_output"])
         + n_hidden * (c["cycles_hidden_spike_fixed"] + c["cycles_hidden_spike_var"] * p_hid)
         + n_out * c["cycles_output_fixed"]
@@ -644,8 +663,11 @@ def rule_synaptic_states(net: _Net) -> list[Violation]:
                         f"({s.attrs.get('neuron_model', s.type_name)}) ({n}) > {lim} ({role} neurons "
                         f"of {_lim_name(net)}).",
                         f"use a neuron with <= {lim} synaptic time constant(s) in `{s.name}` "
-                        + ("(e.g. sinabs LIF without tau_syn, or snnTorch Leaky)." if lim <= 1 else
-                           "(e.g. sinabs LIF with one tau_syn)."),
+                        + (
+                            "(e.g. sinabs LIF without tau_syn, or snnTorch Leaky)."
+                            if lim <= 1
+                            else "(e.g. sinabs LIF with one tau_syn)."
+                        ),
                     )
                 )
     return out
@@ -914,7 +936,7 @@ def _realtime(net: _Net) -> _Realtime | None:
     measured = False
     layers = getattr(net.analysis, "layers", None)
     if layers is not None:
-        steps = net.activity(net.input_linear.name, "n_steps")
+        steps = getattr(net.analysis, "n_steps", None)
         ev = net.activity(net.input_linear.name, "events_in")
         spk = [net.activity(s.name, "spikes_out") for s in net.hidden]
         if steps and ev is not None and all(v is not None for v in spk):
@@ -922,7 +944,15 @@ def _realtime(net: _Net) -> _Realtime | None:
             p_hid = min(1.0, sum(spk) / (net.n_hidden * steps)) if net.n_hidden else 0.0
             measured = True
     cycles = cycles_per_step(
-        net.profile, net.n_in, net.n_hidden, net.n_out, nien, noen, _rec_fanout_mean(net), p_in, p_hid
+        net.profile,
+        net.n_in,
+        net.n_hidden,
+        net.n_out,
+        nien,
+        noen,
+        _rec_fanout_mean(net),
+        p_in,
+        p_hid,
     )
     if cycles is None:
         return None
@@ -1047,7 +1077,9 @@ def map_xylo(
     )
 
 
-def _tables(net: _Net, violations: list[Violation]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def _tables(
+    net: _Net, violations: list[Violation]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     lim = net.lim
     hid_lim = lim("hidden_neurons")
     if not net.ok:
@@ -1080,7 +1112,11 @@ def _tables(net: _Net, violations: list[Violation]) -> tuple[pd.DataFrame, pd.Da
         # RMS over the pooled weights of the row, max over them
         errs = []
         for w in ws:
-            qq = np.clip(np.round(w * scale), -(2 ** (lim("weight_bits") - 1)), 2 ** (lim("weight_bits") - 1) - 1)
+            qq = np.clip(
+                np.round(w * scale),
+                -(2 ** (lim("weight_bits") - 1)),
+                2 ** (lim("weight_bits") - 1) - 1,
+            )
             errs.append((w - qq / scale).ravel())
         e = np.concatenate(errs)
         a = np.concatenate([w.ravel() for w in ws])
@@ -1094,9 +1130,16 @@ def _tables(net: _Net, violations: list[Violation]) -> tuple[pd.DataFrame, pd.Da
             for s in nodes:
                 r = _tau_row(s, net.dt)
                 err = r[f"tau_{which}_err_pct"]
-                if pick is None or (not math.isnan(err) and (math.isnan(pick[1][f"tau_{which}_err_pct"]) or abs(err) > abs(pick[1][f"tau_{which}_err_pct"]))):
+                if math.isnan(err):
+                    continue
+                if pick is None or abs(err) > abs(pick[1][f"tau_{which}_err_pct"]):
                     pick = (s, r)
-            for col in (f"tau_{which}_s", f"dash_{which}", f"tau_{which}_eff_s", f"tau_{which}_err_pct"):
+            for col in (
+                f"tau_{which}_s",
+                f"dash_{which}",
+                f"tau_{which}_eff_s",
+                f"tau_{which}_err_pct",
+            ):
                 best[col] = pick[1][col] if pick else math.nan
             best[f"tau_{which}_layer"] = pick[0].name if pick else ""
         return best
@@ -1126,7 +1169,9 @@ def _tables(net: _Net, violations: list[Violation]) -> tuple[pd.DataFrame, pd.Da
             "max_per_step_limit": lim("max_input_events_per_step"),
         },
         "hidden": {
-            "members": ",".join([s.name for s in net.hidden] + [lin.name for lin in net.hidden_linears]),
+            "members": ",".join(
+                n.name for lin, sp in net.pairs[:-1] for n in (lin, sp) if n is not net.input_linear
+            ),
             "neurons": net.n_hidden,
             "neurons_limit": hid_lim,
             "synaptic_states": syn_hidden,
@@ -1156,7 +1201,11 @@ def _tables(net: _Net, violations: list[Violation]) -> tuple[pd.DataFrame, pd.Da
             "max_per_step_limit": lim("max_spikes_per_step_output"),
         },
     }
-    for key, names in (("input", [net.input_linear.name]), ("hidden", hidden_w), ("output", [net.readout.name])):
+    for key, names in (
+        ("input", [net.input_linear.name]),
+        ("hidden", hidden_w),
+        ("output", [net.readout.name]),
+    ):
         rows[key]["weight_quant_rmse_rel"], rows[key]["weight_quant_max_abs_err"] = quant(names)
     rows["input"].update(worst_tau([]))
     rows["hidden"].update(worst_tau(net.hidden))
@@ -1186,9 +1235,18 @@ def _tables(net: _Net, violations: list[Violation]) -> tuple[pd.DataFrame, pd.Da
     ratios: list[tuple[float, str]] = [
         (net.n_in / lim("input_channels"), f"input channels {net.n_in} / {lim('input_channels')}"),
         (net.n_hidden / hid_lim, f"hidden neurons {net.n_hidden} / {hid_lim}"),
-        (net.n_out / lim("output_neurons"), f"output neurons {net.n_out} / {lim('output_neurons')}"),
-        (fan_max / lim("max_fanout_hidden"), f"hidden fan-out {fan_max} / {lim('max_fanout_hidden')}"),
-        (nien / lim("input_projection_reach"), f"input projection reach {nien} / {lim('input_projection_reach')}"),
+        (
+            net.n_out / lim("output_neurons"),
+            f"output neurons {net.n_out} / {lim('output_neurons')}",
+        ),
+        (
+            fan_max / lim("max_fanout_hidden"),
+            f"hidden fan-out {fan_max} / {lim('max_fanout_hidden')}",
+        ),
+        (
+            nien / lim("input_projection_reach"),
+            f"input projection reach {nien} / {lim('input_projection_reach')}",
+        ),
         (noen / lim("readout_reach"), f"readout reach {noen} / {lim('readout_reach')}"),
     ]
     summary: dict[str, Any] = {
@@ -1210,7 +1268,9 @@ def _tables(net: _Net, violations: list[Violation]) -> tuple[pd.DataFrame, pd.Da
                 "cycles_per_step": rt.cycles,
                 "clock_hz": clock,
                 "needed_clock_hz": rt.needed_clock_hz,
-                "realtime_margin": clock / rt.needed_clock_hz if rt.needed_clock_hz > 0 else math.inf,
+                "realtime_margin": clock / rt.needed_clock_hz
+                if rt.needed_clock_hz > 0
+                else math.inf,
                 "latency_s": rt.cycles / clock,
                 "p_in": rt.p_in,
                 "p_hid": rt.p_hid,
@@ -1218,7 +1278,10 @@ def _tables(net: _Net, violations: list[Violation]) -> tuple[pd.DataFrame, pd.Da
             }
         )
         ratios.append(
-            (rt.needed_clock_hz / clock, f"clock {_fmt_hz(rt.needed_clock_hz)} needed / {_fmt_hz(clock)}")
+            (
+                rt.needed_clock_hz / clock,
+                f"clock {_fmt_hz(rt.needed_clock_hz)} needed / {_fmt_hz(clock)}",
+            )
         )
     ratio, label = max(ratios, key=lambda r: r[0])
     summary["binding_constraint"] = f"{label} ({ratio:.0%})"
@@ -1233,18 +1296,23 @@ def _add_notes(net: _Net) -> None:
         if rt is not None:
             notes.append(
                 "real-time: rockpool's cycle model "
-                + ("with measured firing probabilities (events / (channels x steps), an upper "
-                   "bound when one position has several events in a step; averages, not peaks)"
-                   if rt.measured else
-                   "in the worst case (every input channel and hidden neuron active every step, "
-                   "p = 1); pass an activity analysis for measured probabilities")
+                + (
+                    "with measured firing probabilities (events / (channels x steps), an upper "
+                    "bound when one position has several events in a step; averages, not peaks)"
+                    if rt.measured
+                    else "in the worst case (every input channel and hidden neuron active every step, "
+                    "p = 1); pass an activity analysis for measured probabilities"
+                )
                 + f"; cycles per step {rt.cycles:,.0f}, needed clock {_fmt_hz(rt.needed_clock_hz)} "
                 f"(incl. {net.lim('cycles_margin', 0.0):.0%} margin) at dt {_fmt_s(net.dt)}."
             )
         else:
             notes.append("real-time: the profile lacks the cycle-model constants; not checked.")
-        if any(getattr(s.module, "norm_input", False) for _, s in net.pairs
-               if s.attrs.get("neuron_model") == "LIF"):
+        if any(
+            getattr(s.module, "norm_input", False)
+            for _, s in net.pairs
+            if s.attrs.get("neuron_model") == "LIF"
+        ):
             notes.append(
                 "sinabs LIF with norm_input=True scales its input by (1 - exp(-1/tau_mem)); Xylo "
                 "does not, so that factor must be folded into the weights before quantising."
