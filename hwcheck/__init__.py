@@ -28,3 +28,7 @@ __all__ += ["ActivityCounter", "Analysis", "analyze"]
 from hwcheck.compat import SNNAnalyzer, SynOpCounter  # noqa: E402
 
 __all__ += ["SNNAnalyzer", "SynOpCounter"]
+from hwcheck.check import calibrate, check, compare, report  # noqa: E402
+from hwcheck.report import Report  # noqa: E402
+
+__all__ += ["calibrate", "check", "compare", "report", "Report"]

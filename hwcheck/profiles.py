@@ -186,11 +186,16 @@ class ChipProfile:
                 out.append((section, fig))
         return out
 
-    def with_overrides(self, overrides: Mapping[str, Any], source: str = "user override") -> ChipProfile:
+    def with_overrides(
+        self, overrides: Mapping[str, Any], source: str = "user override (--set)", kind: str = "model"
+    ) -> ChipProfile:
         """A copy with figures set or replaced, e.g. ``{"energy.synop_pJ": 12}``.
 
-        Overridden figures keep the unit of the figure they replace and carry ``source``.
+        Overridden figures keep the unit of the figure they replace and carry ``source`` and
+        ``kind`` (e.g. ``"measured"`` for a calibration).
         """
+        if kind not in FIGURE_KINDS:
+            raise ValueError(f"kind must be one of {FIGURE_KINDS}, got {kind!r}")
         sections = {s: dict(getattr(self, s)) for s in ("limits", "energy", "bandwidth", "power")}
         model = {"synop_convention": self.synop_convention, "neuron_update": self.neuron_update}
         for dotted, value in overrides.items():
@@ -218,7 +223,7 @@ class ChipProfile:
                 _check_value(self.path, f"{section}.{key}", value, spec)
             elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise ProfileError(f"{self.path}: {section}.{key} = {value}; expected >= 0")
-            sections[section][key] = Figure(key, value, unit, source, "measured" if "calibrat" in source else "spec" if section == "limits" else "model")
+            sections[section][key] = Figure(key, value, unit, source, kind)
         return ChipProfile(
             name=self.name,
             family=self.family,

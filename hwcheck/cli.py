@@ -1,0 +1,466 @@
+"""The ``hwcheck`` command line.
+
+Exit status: 0 -- the model fits every chip named; 1 -- it does not fit at least one;
+2 -- a usage or input error (message on stderr; traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import re
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_FITS, EXIT_NO_FIT, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the command line or its inputs: reported in one line, exit status 2."""
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"2,128,128"`` (or ``2x128x128``) -> ``(2, 128, 128)``."""
+    parts = [p for p in re.split(r"[,x\s]+", text.strip()) if p]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(s <= 0 for s in shape):
+        raise UsageError(f"--input-shape {text!r}: expected positive integers like 2,128,128")
+    return shape
+
+
+_DT_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_dt(text: str) -> float:
+    """``"1ms"`` / ``"0.001"`` / ``"100us"`` -> seconds."""
+    m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([a-zµ]*)\s*", text)
+    if m:
+        unit = m.group(2) or "s"
+        try:
+            value = float(m.group(1))
+        except ValueError:
+            value = -1.0
+        if unit in _DT_UNITS and value > 0:
+            return value * _DT_UNITS[unit]
+    raise UsageError(f"--dt {text!r}: expected a positive duration like 1ms, 100us or 0.001")
+
+
+def parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """``["energy.synop_pJ=12"]`` -> ``{"energy.synop_pJ": 12.0}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or "." not in key or not raw.strip():
+            raise UsageError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. energy.synop_pJ=12")
+        raw = raw.strip()
+        value: Any
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = raw
+        out[key.strip()] = value
+    return out
+
+
+def load_model(spec: str, trust_pickle: bool = False) -> Any:
+    """A model from ``pkg.module:attr``, ``path/file.py:attr``, a TorchScript file or a pickle.
+
+    ``attr`` may be a module instance or a factory called without arguments. Loading a Python
+    file runs its code.
+    """
+    import torch
+
+    path = Path(spec)
+    if ":" in spec and not path.exists():
+        target, _, attr = spec.rpartition(":")
+        if target.endswith(".py"):
+            file = Path(target)
+            if not file.is_file():
+                raise UsageError(f"model file not found: {target}")
+            mod_spec = importlib.util.spec_from_file_location(f"_hwcheck_user_{file.stem}", file)
+            if mod_spec is None or mod_spec.loader is None:
+                raise UsageError(f"cannot import {target}")
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.path.insert(0, str(file.resolve().parent))
+            try:
+                mod_spec.loader.exec_module(module)
+            finally:
+                sys.path.pop(0)
+        else:
+            try:
+                module = importlib.import_module(target)
+            except ImportError as exc:
+                raise UsageError(f"cannot import model module {target!r}: {exc}") from exc
+        if not hasattr(module, attr):
+            raise UsageError(f"{target} has no attribute {attr!r}")
+        obj = getattr(module, attr)
+        if not isinstance(obj, torch.nn.Module) and callable(obj):
+            obj = obj()
+        if not isinstance(obj, torch.nn.Module):
+            raise UsageError(f"{spec} is not a torch.nn.Module (nor a factory returning one)")
+        return obj
+    if not path.is_file():
+        raise UsageError(
+            f"model not found: {spec!r} (expected pkg.module:attr, path/file.py:attr, or a model file)"
+        )
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception:
+        pass
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
+    except Exception as exc:
+        hint = "" if trust_pickle else " (a pickled nn.Module needs --trust-pickle; only use it on files you trust)"
+        raise UsageError(f"cannot load model file {spec}: {str(exc).splitlines()[0]}{hint}") from exc
+    if not isinstance(obj, torch.nn.Module):
+        raise UsageError(f"{spec} holds a {type(obj).__name__}, not a model (a state dict needs its model code)")
+    return obj
+
+
+def load_data(path: str) -> Any:
+    """An event tensor from ``.pt`` / ``.npy`` / ``.npz``, laid out (T, C, H, W) or (B, T, C, H, W)."""
+    import numpy as np
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--data file not found: {path}")
+    try:
+        if p.suffix == ".npy":
+            arr = torch.from_numpy(np.load(p))
+        elif p.suffix == ".npz":
+            with np.load(p) as z:
+                arr = torch.from_numpy(z[z.files[0]])
+        else:
+            arr = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UsageError(f"cannot read --data {path}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(arr, torch.Tensor):
+        raise UsageError(f"--data {path}: expected one tensor/array, got {type(arr).__name__}")
+    return arr.float()
+
+
+def batches_for(model: Any, events: Any, input_shape: tuple[int, ...]) -> list[Any]:
+    """Cut an event tensor (T, *shape) or (B, T, *shape) into the model's input layout."""
+    from hwcheck.graph import infer_layout, squeeze_rows
+
+    nd = len(input_shape)
+    if tuple(events.shape[-nd:]) != tuple(input_shape):
+        raise UsageError(
+            f"--data has shape {tuple(events.shape)}, which does not end in --input-shape {input_shape}"
+        )
+    if events.dim() == nd + 1:
+        events = events.unsqueeze(0)
+    if events.dim() != nd + 2:
+        raise UsageError(f"--data must be (T, {', '.join(map(str, input_shape))}) or (B, T, ...); got {tuple(events.shape)}")
+    layout = infer_layout(model)
+    if layout == "BT":
+        return [events]
+    if layout == "(BT)":
+        batch, steps = squeeze_rows(model)
+        b = batch or 1
+        if steps and events.shape[1] != steps:
+            raise UsageError(f"the model's Squeeze layers expect {steps} time steps; --data has {events.shape[1]}")
+        out = []
+        for i in range(0, events.shape[0] - b + 1, b):
+            out.append(events[i : i + b].reshape(-1, *input_shape))
+        if not out:
+            raise UsageError(f"the model's Squeeze layers expect batches of {b} samples; --data has {events.shape[0]}")
+        return out
+    return [events.reshape(-1, *input_shape)]
+
+
+def synthetic(model: Any, input_shape: tuple[int, ...], timesteps: int, rate_hz: float, dt: float, seed: int = 0) -> list[Any]:
+    """Seeded Poisson events in the model's layout (one sample)."""
+    from hwcheck.examples import synthetic_events
+
+    ev = synthetic_events(timesteps, 1, rate_hz, dt, input_shape, seed)
+    return batches_for(model, ev.reshape(1, timesteps, *input_shape), input_shape)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _print_layers(report: Any) -> None:
+    import pandas as pd
+
+    df = report.layers
+    cols = [c for c in ("kind", "out_shape", "neurons", "firing_rate", "synops", "ops_dense") if c in df]
+    cols += [c for c in df.columns if c.startswith("core_")]
+    if not len(df) or not cols:
+        return
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(df[cols].to_string())
+
+
+def _print_violations(report: Any) -> None:
+    v = report.violations
+    for _, r in v.iterrows():
+        print(f"  [{r['chip']}] {r['severity']}: {r['layer']}: {r['message']}\n      hint: {r['hint']}")
+
+
+def _run_report(args: argparse.Namespace, model: Any, data: Any, input_shape: tuple[int, ...], notes: list[str]) -> int:
+    from hwcheck.check import report as make_report
+
+    rep = make_report(
+        model,
+        args.chip,
+        data,
+        input_shape=input_shape,
+        dt=args.dt,
+        name=args.name,
+        overrides=parse_set(args.set),
+        progress=False if args.quiet else None,
+        notes=notes,
+    )
+    print(rep.verdict())
+    if not args.quiet:
+        print()
+        _print_layers(rep)
+        if len(rep.violations):
+            print("\nviolations:")
+            _print_violations(rep)
+        for r in rep.results:
+            if r.energy is not None and r.energy.missing:
+                print(f"\nnote: {r.energy.describe_unknown()}")
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    if not args.no_save:
+        out = rep.save(args.out or Path("reports") / args.name, formats)
+        print(f"\nreport written to {out}/")
+    return EXIT_FITS if rep.fits else EXIT_NO_FIT
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    input_shape = parse_shape(args.input_shape)
+    model = load_model(args.model, args.trust_pickle)
+    notes = [f"model: {args.model}"]
+    if args.data:
+        data = batches_for(model, load_data(args.data), input_shape)
+        notes.append(f"input: events from {args.data}")
+    elif args.timesteps:
+        data = synthetic(model, input_shape, args.timesteps, args.input_rate, args.dt, args.seed)
+        notes.append(
+            f"input: synthetic Poisson events, {args.input_rate:g} Hz per input, {args.timesteps} steps, seed {args.seed}"
+        )
+    else:
+        data = None
+        notes.append("input: none (static check; give --data or --timesteps for energy and bandwidth)")
+    return _run_report(args, model, data, input_shape, notes)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hwcheck.examples import INPUT_SHAPE, TIMESTEPS, dvs_gesture_cnn, synthetic_events
+
+    model = dvs_gesture_cnn()
+    data = synthetic_events(TIMESTEPS, 1, args.input_rate, args.dt)
+    notes = [
+        "model: hwcheck.examples.dvs_gesture_cnn (random weights, seed 0)",
+        f"input: synthetic Poisson events, {args.input_rate:g} Hz per pixel and polarity, {TIMESTEPS} steps, seed 0",
+    ]
+    args.chip = args.chip or ["speck2f", "cpu"]
+    args.name = args.name or "demo"
+    return _run_report(args, model, data, INPUT_SHAPE, notes)
+
+
+def cmd_chips(args: argparse.Namespace) -> int:
+    from hwcheck.profiles import list_profiles, load_profile
+
+    print(f"{'name':<14} {'family':<10} {'energy/synop':>14}  {'static power':>14}  title")
+    for name in list_profiles():
+        p = load_profile(name)
+        syn = p.energy.get("synop_pJ")
+        st = p.energy.get("static_power_mW")
+        syn_s = f"{syn.value:g} pJ" if syn else "unknown"
+        st_s = f"{st.value:g} mW" if st else "unknown"
+        print(f"{name:<14} {p.family:<10} {syn_s:>14}  {st_s:>14}  {p.title}")
+    return EXIT_FITS
+
+
+def cmd_chip(args: argparse.Namespace) -> int:
+    from hwcheck.profiles import load_profile
+
+    p = load_profile(args.name)
+    print(f"{p.name}: {p.title}  (family {p.family}; file {p.path})")
+    if p.description:
+        print(textwrap.fill(p.description, 100))
+    print(f"synaptic ops counted as: {p.synop_convention}; neuron updates: {p.neuron_update}")
+    for section, fig in p.figures():
+        rng = f" [{fig.low:g} .. {fig.high:g}]" if fig.is_range else ""
+        print(f"\n  {section}.{fig.key} = {fig.value} {fig.unit}{rng}  ({fig.kind})")
+        print(textwrap.fill(f"source: {fig.source}", 96, initial_indent="      ", subsequent_indent="      "))
+        if fig.note:
+            print(textwrap.fill(f"note: {fig.note}", 96, initial_indent="      ", subsequent_indent="      "))
+    return EXIT_FITS
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from hwcheck.check import calibrate
+
+    input_shape = parse_shape(args.input_shape)
+    model = load_model(args.model, args.trust_pickle)
+    if args.data:
+        data = batches_for(model, load_data(args.data), input_shape)
+    else:
+        data = synthetic(model, input_shape, args.timesteps, args.input_rate, args.dt, args.seed)
+    if (args.power_mW is None) == (args.energy_uJ is None):
+        raise UsageError("give exactly one of --power-mW or --energy-uJ")
+    try:
+        prof, path = calibrate(
+            model,
+            data,
+            args.chip,
+            dt=args.dt,
+            measured_power_mW=args.power_mW,
+            measured_energy_uJ=args.energy_uJ,
+            description=args.description,
+            out_path=args.out,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    fig = prof.energy["synop_pJ"]
+    print(f"energy.synop_pJ = {fig.value:.6g} pJ  ({fig.source})")
+    print(f"calibrated profile written to {path}")
+    return EXIT_FITS
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_run_options(p: argparse.ArgumentParser, chip_required: bool) -> None:
+    p.add_argument("--chip", action="append", required=chip_required, metavar="NAME",
+                   help="chip profile name or .toml path; repeat for a side-by-side summary; 'all' for every bundled profile")
+    p.add_argument("--dt", type=parse_dt, default=1e-3, metavar="DURATION", help="time step, e.g. 1ms (default), 100us, 0.001")
+    p.add_argument("--input-rate", type=float, default=200.0, metavar="HZ", help="synthetic input: events per second per input (default 200)")
+    p.add_argument("--out", metavar="DIR", help="report folder (default reports/NAME)")
+    p.add_argument("--format", default="csv,json,md,png", help="report files: any of csv,json,md,png (default all)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile figure, e.g. energy.synop_pJ=12 (repeatable)")
+    p.add_argument("--no-save", action="store_true", help="print only, write no report files")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict; no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hwcheck",
+        description="Check a spiking neural network against neuromorphic chips before deploying it: "
+        "does it fit, where not and what to change, how much traffic it makes and how much energy it "
+        "spends. Exit status: 0 fits every chip named, 1 does not fit, 2 usage or input error.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  hwcheck demo\n  hwcheck check mymodel.py:net --chip speck2f --input-shape 2,128,128 --timesteps 100\n"
+        "  hwcheck chips\n  hwcheck chip speck2f",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "check",
+        help="check a model against one or more chips and write a report",
+        description="Check MODEL against chip profiles: fit (static), and with --data or --timesteps also "
+        "activity, bandwidth and energy. MODEL is pkg.module:attr, path/to/file.py:attr (attr: a module or a "
+        "factory; loading a .py file runs its code), a TorchScript file, or a pickled model (--trust-pickle).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  hwcheck check examples/net.py:build --chip speck2f --chip cpu --input-shape 2,128,128 "
+        "--timesteps 100 --input-rate 200 --dt 1ms\n  hwcheck check mypkg.models:snn --chip all --input-shape 16 --data events.npy",
+    )
+    p.add_argument("model", help="pkg.module:attr, file.py:attr, TorchScript file or pickled model")
+    p.add_argument("--input-shape", required=True, metavar="C,H,W", help="one sample at one time step, e.g. 2,128,128")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", metavar="FILE", help="events (.pt/.npy/.npz) laid out (T, ...) or (B, T, ...)")
+    src.add_argument("--timesteps", type=int, metavar="T", help="synthetic Poisson input of T steps (seeded)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic input (default 0)")
+    p.add_argument("--name", default="report", help="report name: folder reports/NAME (default 'report')")
+    p.add_argument("--trust-pickle", action="store_true", help="allow torch.load of a pickled model (runs code from the file)")
+    _add_run_options(p, chip_required=True)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the bundled example (DVS-gesture-size CNN) against speck2f and cpu",
+        description="Analyse the bundled sinabs CNN (2x128x128 input, 100 steps of synthetic events) and check it "
+        "against Speck 2f and a CPU; writes reports/demo/.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  hwcheck demo\n  hwcheck demo --chip all --out /tmp/demo",
+    )
+    p.add_argument("--name", default="demo", help="report name (default 'demo')")
+    _add_run_options(p, chip_required=False)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("chips", help="list the chip profiles with their key figures",
+                       description="List every chip profile found (bundled and $HWCHECK_PROFILES).",
+                       epilog="example:\n  hwcheck chips", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=cmd_chips)
+
+    p = sub.add_parser("chip", help="show one chip profile with every source",
+                       description="Show every figure of one profile with its unit, kind and source.",
+                       epilog="example:\n  hwcheck chip speck2f", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="profile name or .toml path")
+    p.set_defaults(func=cmd_chip)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="fit a chip's energy per synop to your power measurement",
+        description="Run MODEL on the data, then fit energy.synop_pJ so that the estimate reproduces your measured "
+        "average power (or energy per inference); writes a user profile with the measurement as its source.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  hwcheck calibrate net.py:build --chip speck2f --input-shape 2,128,128 --timesteps 100 "
+        "--power-mW 3.8 --out my-speck2f.toml --description 'devkit rails, gesture test set'",
+    )
+    p.add_argument("model")
+    p.add_argument("--chip", required=True, help="profile to calibrate")
+    p.add_argument("--input-shape", required=True, metavar="C,H,W")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", metavar="FILE")
+    src.add_argument("--timesteps", type=int, default=100, metavar="T")
+    p.add_argument("--input-rate", type=float, default=200.0, metavar="HZ")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dt", type=parse_dt, default=1e-3, metavar="DURATION")
+    p.add_argument("--power-mW", type=float, dest="power_mW", help="measured average power during inference")
+    p.add_argument("--energy-uJ", type=float, dest="energy_uJ", help="measured energy per inference")
+    p.add_argument("--description", default="user measurement", help="what was measured, how (goes into the source)")
+    p.add_argument("--out", required=True, metavar="FILE.toml", help="where to write the calibrated profile")
+    p.add_argument("--trust-pickle", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("hwcheck: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # report input problems in one line
+        if args.debug:
+            raise
+        from hwcheck.profiles import ProfileError
+
+        if isinstance(exc, (UsageError, ProfileError, FileNotFoundError)):
+            print(f"hwcheck: error: {exc}", file=sys.stderr)
+        else:
+            print(f"hwcheck: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
