@@ -200,6 +200,7 @@ class ChipLayer:
     pools_before: list[LayerNode] = field(default_factory=list)
     blocker: list[LayerNode] = field(default_factory=list)  # what stops weight -> spiking
     spiking_shared_with: str | None = None
+    linear_input_shape: tuple[int, ...] | None = None  # set when a Linear runs on the last dim
     destinations: list[Destination] = field(default_factory=list)
     sources: list[tuple[str, Destination]] = field(default_factory=list)
 
@@ -262,16 +263,19 @@ def _map3(shape: Sequence[int]) -> tuple[int, int, int]:
     return (int(math.prod(s[:-2])), s[-2], s[-1])
 
 
-def _linear_map(ag: _Graph, w: LayerNode) -> tuple[int, int, int]:
+def _linear_map(ag: _Graph, w: LayerNode) -> tuple[tuple[int, int, int], tuple[int, ...] | None]:
     """The map a Linear reads, before any flattening: walk back through reshapes/identities to
     the producing node (or the model input); if its output is a (C, H, W) map with C*H*W =
-    in_features, the Linear is a conv with kernel H x W over C channels; else a 1 x 1 kernel."""
+    in_features, the Linear is a conv with kernel H x W over C channels; else a 1 x 1 kernel.
+
+    The second value is the producer's shape when it holds more than ``in_features`` values
+    (the Linear then runs on the last dimension only), else ``None``."""
     f = int(w.attrs.get("in_features", math.prod(w.in_shape) if w.in_shape else 1))
     cur = w.name
     while True:
         preds = ag.pred.get(cur, [])
         if not preds:
-            return (f, 1, 1)
+            return (f, 1, 1), None
         p = preds[0]
         if p == INPUT:
             shape = tuple(ag.g.input_shape)
@@ -282,27 +286,29 @@ def _linear_map(ag: _Graph, w: LayerNode) -> tuple[int, int, int]:
             continue
         shape = tuple(pn.out_shape)
         break
-    if len(shape) == 3 and math.prod(shape) == f:
-        return (shape[0], shape[1], shape[2])
-    return (f, 1, 1)
+    if math.prod(shape) != f:
+        return (f, 1, 1), shape
+    if len(shape) == 3:
+        return (shape[0], shape[1], shape[2]), None
+    return (f, 1, 1), None
 
 
 def _weight_layer(ag: _Graph, w: LayerNode) -> ChipLayer:
     a = w.attrs
     if w.kind == "linear":
-        c_in, h, wd = _linear_map(ag, w)
-        multi = len(w.in_shape) > 1
+        (c_in, h, wd), multi = _linear_map(ag, w)
         return ChipLayer(
             name=w.name,
             weight=w,
             members=[w.name],
             kind="linear",
-            in_shape=(c_in, h, wd) if not multi else _map3(w.in_shape),
+            in_shape=(c_in, h, wd),
             out_shape=(int(a.get("out_features", w.out_shape[-1] if w.out_shape else 1)), 1, 1),
-            c_in=c_in if not multi else int(a.get("in_features", 1)),
+            c_in=c_in,
             c_out=int(a.get("out_features", 1)),
-            kernel=(h, wd) if not multi else (1, 1),
+            kernel=(h, wd),
             bias=bool(a.get("bias", False)),
+            linear_input_shape=multi,
         )
     ks = tuple(a.get("kernel_size", (1, 1)))
     nd = len(ks)
@@ -1075,16 +1081,16 @@ def rule_mixed_pooling(layer: ChipLayer, ctx: _Ctx) -> list[Violation]:
 
 
 def rule_linear_input(layer: ChipLayer, ctx: _Ctx) -> list[Violation]:
-    w = layer.weight
-    if layer.kind != "linear" or w is None or len(w.in_shape) <= 1:
+    shape = layer.linear_input_shape
+    if layer.kind != "linear" or shape is None:
         return []
     return [
         _v(
             layer.name,
             "linear-input",
-            _shape(w.in_shape),
+            _shape(shape),
             "flat input",
-            f"Linear applied to the last dimension of a {_shape(w.in_shape)} input; on chip a "
+            f"Linear applied to the last dimension of a {_shape(shape)} input; on chip a "
             "Linear is a conv over the whole flattened map",
             "flatten the input (nn.Flatten) before this Linear",
         )
