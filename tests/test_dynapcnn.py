@@ -338,7 +338,7 @@ def test_memory_combination_on_mini_bias_table():
     m = seq(("conv", nn.Conv2d(2, 16, 3, padding=1, bias=True)), ("iaf", IAF()))
     r = check(m, (2, 64, 64), chip="speck2cmini")
     v = only(r, "memory-combination")
-    assert "neuron 64Ki (cores 0)" in v.message and "bias 16 (cores 3-4)" in v.message
+    assert "neuron 64Ki (core 0)" in v.message and "bias 16 (cores 3-4)" in v.message
     assert "remove the bias of 'conv' (bias=False) to fit core 0" in v.hint
     r2 = check(m, (2, 64, 64), chip="speck2f")
     assert r2.fits and only(r2, "bias").severity == WARNING
@@ -655,3 +655,9 @@ def test_describe_input_is_not_run_on_data():
             p.fill_(float("nan"))
     r = check(m)
     assert r.layers.loc["fc", "kernel_mem_words"] == 262144
+
+
+def test_weight_fanout_is_reported_once():
+    case = next(c for c in _rule_cases() if c[0] == "weight-fanout")
+    r = check(case[1](), case[2])
+    assert [v.rule for v in r.errors] == ["weight-fanout"]

@@ -1285,6 +1285,8 @@ def node_rule_orphan_spiking(node: LayerNode, ctx: _Ctx) -> list[Violation]:
         return []
     if any(layer.spiking is node for layer in ctx.layers):
         return []
+    if any(len(layer.blocker) > 1 and node in layer.blocker for layer in ctx.layers):
+        return []  # explained by the weight layer's weight-fanout violation
     return [
         _v(
             node.name,
@@ -1349,7 +1351,9 @@ def _memory_violations(layer: ChipLayer, cand: list[int], table: CoreTable) -> l
         if need[r] == 0:
             continue
         have = [c for c in range(len(table)) if table.caps(c)[i] >= need[r]]
-        per.append(f"{r} {fmt_words(need[r])} (cores {fmt_cores(have)})")
+        per.append(
+            f"{r} {fmt_words(need[r])} (core{'s' if len(have) > 1 else ''} {fmt_cores(have)})"
+        )
     return [
         _v(
             layer.name,
@@ -1485,7 +1489,7 @@ def map_dynapcnn(
                 len(layers),
                 n_cores,
                 f"{len(layers)} chip layers (weight layer + IAF each) > {n_cores} cores",
-                f"remove or merge {len(layers) - n_cores} layers (e.g. fold two convs into one, or "
+                f"remove or merge {len(layers) - n_cores} layer{'s' if len(layers) - n_cores > 1 else ''} (e.g. fold two convs into one, or "
                 "drop a layer and widen its neighbour)",
             )
         )
