@@ -1,0 +1,499 @@
+"""What does counting activity cost? hwcheck vs sinabs on a DVS-size CNN (CPU).
+
+A 9-weight-layer sinabs CNN (``IAFSqueeze``, batch 4, 100 time steps, 2x128x128 input of
+Bernoulli events) runs one batch at a time in five ways:
+
+* ``plain``               -- ``model(x)`` under ``torch.no_grad()``, nothing attached;
+* ``hwcheck``             -- an :class:`hwcheck.ActivityCounter` attached (steady state: the layer
+                             graph and counter are built once, outside the timed region);
+* ``hwcheck.analyze``     -- one ``hwcheck.analyze(model, x, graph=g)`` call per batch (counter
+                             construction and read-out included in every call);
+* ``sinabs.SNNAnalyzer``  -- ``sinabs.synopcounter.SNNAnalyzer`` attached (deprecated in sinabs);
+* ``sinabs.hooks``        -- ``sinabs.hooks.register_synops_hooks`` + ``firing_rate_hook`` on every
+                             spiking layer, per-batch values summed into running totals.
+
+Every timed step resets the neuron states and runs one forward pass (plus, for sinabs.hooks,
+the bookkeeping a user needs to keep totals over batches, since its hooks overwrite their values
+on every pass). Variants run interleaved (round robin, rotated order, after a warm-up round) on
+separate deep copies of one model, so no variant's hooks touch another's pass.
+
+Memory: each variant runs 1 and N batches in a fresh subprocess
+(``python benchmarks/analyzer.py --child VARIANT N``) that reports its peak resident memory above
+the resident memory just before its first batch (the kernel's high-water mark is reset there
+through ``/proc/self/clear_refs`` where Linux allows it). The input batch is refilled in place, as
+a data loader with a reused buffer would, so 1 and N batches hold the same input memory.
+
+Usage::
+
+    python benchmarks/analyzer.py             # full run (default: 10 timed rounds, 1 vs 20 batches)
+    python benchmarks/analyzer.py --quick     # 20 time steps, 3 rounds, 1 vs 5 batches
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+BATCH = 4
+STEPS = 100
+INPUT_SHAPE = (2, 128, 128)
+INPUT_P = 0.03  # probability of an event per pixel, polarity and time step
+SEED = 0
+# Per-layer weight gains (x N(0, 1/fan_in)), found by bisection on the seed-0 model so that every
+# spiking layer fires at ~5 % of its neurons per time step (sparse, nonzero; a few multi-spikes).
+GAINS = (2.41, 1.35, 0.63, 0.41, 1.55, 1.6, 0.42, 1.63, 1.7)
+
+VARIANTS = ("plain", "hwcheck", "hwcheck.analyze", "sinabs.SNNAnalyzer", "sinabs.hooks")
+TARGET_OVERHEAD_PCT = 10.0
+MIB = 2**20
+
+
+# --------------------------------------------------------------------------- model and data
+
+
+def build_model(seed: int = SEED) -> nn.Sequential:
+    """The benchmark CNN: 6 convs (with sum/avg pooling) + 3 linears, IAFSqueeze after each."""
+    import sinabs.layers as sl
+
+    def iaf() -> nn.Module:
+        return sl.IAFSqueeze(batch_size=BATCH, min_v_mem=-1.0)
+
+    model = nn.Sequential(
+        nn.Conv2d(2, 8, 2, stride=2, bias=False), iaf(),  # 8x64x64
+        nn.Conv2d(8, 16, 3, padding=1, bias=False), iaf(), sl.SumPool2d(2),  # 16x32x32
+        nn.Conv2d(16, 16, 3, padding=1, bias=False), iaf(), sl.SumPool2d(2),  # 16x16x16
+        nn.Conv2d(16, 32, 3, padding=1, bias=False), iaf(), nn.AvgPool2d(2),  # 32x8x8
+        nn.Conv2d(32, 32, 3, padding=1, bias=False), iaf(),  # 32x8x8
+        nn.Conv2d(32, 64, 3, padding=1, bias=False), iaf(), sl.SumPool2d(2),  # 64x4x4
+        nn.Flatten(),
+        nn.Linear(64 * 4 * 4, 256, bias=False), iaf(),
+        nn.Linear(256, 128, bias=False), iaf(),
+        nn.Linear(128, 10, bias=False), iaf(),
+    )  # fmt: skip
+    gen = torch.Generator().manual_seed(seed)
+    weighted = [m for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) == len(GAINS) == 9
+    with torch.no_grad():
+        for gain, m in zip(GAINS, weighted, strict=True):
+            fan_in = m.weight[0].numel()
+            m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * gain / fan_in**0.5)
+    return model.eval()
+
+
+def new_batch(gen: torch.Generator, steps: int) -> torch.Tensor:
+    """Bernoulli events, shape (batch*steps, 2, 128, 128): the IAFSqueeze layout."""
+    return (torch.rand(BATCH * steps, *INPUT_SHAPE, generator=gen) < INPUT_P).float()
+
+
+def refilled(n: int, steps: int, seed: int) -> Iterator[torch.Tensor]:
+    """``n`` batches of fresh events in one reused buffer (constant input memory)."""
+    gen = torch.Generator().manual_seed(seed)
+    buf = torch.empty(BATCH * steps, *INPUT_SHAPE)
+    for _ in range(n):
+        buf.bernoulli_(INPUT_P, generator=gen)
+        yield buf
+
+
+def reset_states(model: nn.Module) -> None:
+    import sinabs.layers as sl
+
+    for m in model.modules():
+        if isinstance(m, sl.StatefulLayer):
+            m.reset_states()
+
+
+# --------------------------------------------------------------------------- variants
+
+
+class Runner:
+    """One way of running the model: ``setup`` (one-off), ``step`` (per batch), ``readout``."""
+
+    name = "plain"
+
+    def __init__(self, model: nn.Module, steps: int) -> None:
+        self.model = model
+        self.steps = steps
+
+    def setup(self) -> None:
+        pass
+
+    def step(self, x: torch.Tensor) -> None:
+        reset_states(self.model)
+        self.model(x)
+
+    def run_many(self, batches: Iterator[torch.Tensor]) -> None:
+        for x in batches:
+            self.step(x)
+
+    def readout(self) -> Any:
+        return None
+
+
+class HwcheckCounter(Runner):
+    name = "hwcheck"
+
+    def setup(self) -> None:
+        import hwcheck
+
+        self.graph = hwcheck.describe(self.model, INPUT_SHAPE)
+        self.counter = hwcheck.ActivityCounter(self.model, self.graph, dt=1e-3)
+        self.counter.attach()
+
+    def readout(self) -> Any:
+        return self.counter.analysis().summary()
+
+
+class HwcheckAnalyze(Runner):
+    name = "hwcheck.analyze"
+
+    def setup(self) -> None:
+        import hwcheck
+
+        self.graph = hwcheck.describe(self.model, INPUT_SHAPE)
+        self.result: Any = None
+
+    def step(self, x: torch.Tensor) -> None:
+        import hwcheck
+
+        a = hwcheck.analyze(self.model, x, dt=1e-3, graph=self.graph, progress=False)
+        self.result = a if self.result is None else self.result + a
+
+    def run_many(self, batches: Iterator[torch.Tensor]) -> None:
+        import hwcheck
+
+        self.result = hwcheck.analyze(
+            self.model, batches, dt=1e-3, graph=self.graph, progress=False
+        )
+
+    def readout(self) -> Any:
+        return self.result.summary()
+
+
+class SinabsAnalyzer(Runner):
+    name = "sinabs.SNNAnalyzer"
+
+    def setup(self) -> None:
+        from sinabs.synopcounter import SNNAnalyzer
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.analyzer = SNNAnalyzer(self.model, dt=1.0)
+
+    def readout(self) -> Any:
+        return (
+            self.analyzer.get_model_statistics(average=True),
+            self.analyzer.get_layer_statistics(average=True),
+        )
+
+
+class SinabsHooks(Runner):
+    name = "sinabs.hooks"
+
+    def setup(self) -> None:
+        import sinabs.layers as sl
+        from sinabs import hooks
+
+        hooks.register_synops_hooks(self.model, dt=1e-3)
+        self.spiking = [m for m in self.model.modules() if isinstance(m, sl.StatefulLayer)]
+        for m in self.spiking:
+            m.register_forward_hook(hooks.firing_rate_hook)
+        self.batches = 0
+        self.synops: Any = 0.0
+        self.rates: list[Any] = [0.0] * len(self.spiking)
+
+    def step(self, x: torch.Tensor) -> None:
+        super().step(x)
+        # the hooks overwrite their values on every pass: keep running sums for data-set figures
+        self.batches += 1
+        self.synops = self.synops + self.model.hook_data["total_synops_per_timestep"]
+        for i, m in enumerate(self.spiking):
+            self.rates[i] = self.rates[i] + m.hook_data["firing_rate"]
+
+    def readout(self) -> Any:
+        n = max(self.batches, 1)
+        return float(self.synops) / n, [float(r) / n for r in self.rates]
+
+
+RUNNERS: dict[str, Callable[[nn.Module, int], Runner]] = {
+    "plain": Runner,
+    "hwcheck": HwcheckCounter,
+    "hwcheck.analyze": HwcheckAnalyze,
+    "sinabs.SNNAnalyzer": SinabsAnalyzer,
+    "sinabs.hooks": SinabsHooks,
+}
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def measure_time(steps: int, rounds: int) -> tuple[pd.DataFrame, Any]:
+    """Per-batch wall time of every variant, interleaved round robin; plus one-off costs."""
+    base = build_model()
+    runners = {}
+    setup_s = {}
+    for name in VARIANTS:
+        r = RUNNERS[name](copy.deepcopy(base), steps)
+        setup_s[name], _ = timed(r.setup)
+        runners[name] = r
+    gen = torch.Generator().manual_seed(SEED + 1)
+    times: dict[str, list[float]] = {n: [] for n in VARIANTS}
+    with torch.no_grad():
+        for k in range(rounds + 1):  # round 0 is the warm-up
+            x = new_batch(gen, steps)
+            order = VARIANTS[k % len(VARIANTS) :] + VARIANTS[: k % len(VARIANTS)]
+            for name in order:
+                gc.collect()
+                dt, _ = timed(lambda r=runners[name], x=x: r.step(x))
+                if k > 0:
+                    times[name].append(dt)
+            del x
+        readout_s = {}
+        for name in VARIANTS:
+            readout_s[name], out = timed(runners[name].readout)
+            if name == "hwcheck":
+                summary = out
+    plain = statistics.median(times["plain"])
+    rows = []
+    for name in VARIANTS:
+        med = statistics.median(times[name])
+        rows.append(
+            {
+                "variant": name,
+                "median_ms": med * 1e3,
+                "min_ms": min(times[name]) * 1e3,
+                "overhead_pct": (med / plain - 1) * 100,
+                "setup_ms": setup_s[name] * 1e3,
+                "readout_ms": readout_s[name] * 1e3,
+            }
+        )
+    return pd.DataFrame(rows).set_index("variant"), summary
+
+
+def describe_time(steps: int) -> float:
+    """One-off cost of building the layer graph (median of 3, ms)."""
+    import hwcheck
+
+    model = build_model()
+    ts = [timed(lambda: hwcheck.describe(model, INPUT_SHAPE))[0] for _ in range(3)]
+    return statistics.median(ts) * 1e3
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _maxrss_kib() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r // 1024 if sys.platform == "darwin" else r  # bytes on macOS, KiB on Linux
+
+
+def child(variant: str, n_batches: int, steps: int) -> dict[str, Any]:
+    """Run one variant over ``n_batches`` in this (fresh) process; report its peak memory."""
+    model = build_model()
+    with torch.no_grad():  # touch the library code a pass needs, so it is not counted as data
+        model(torch.zeros(BATCH, *INPUT_SHAPE))
+        reset_states(model)
+    runner = RUNNERS[variant](model, steps)
+    runner.setup()
+    gc.collect()
+    hwm_reset = False
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak-RSS high-water mark to the current RSS
+        hwm_reset = True
+    except OSError:
+        pass
+    rss0 = _status_kib("VmRSS") or _maxrss_kib()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        runner.run_many(refilled(n_batches, steps, SEED + 2))
+        runner.readout()
+    seconds = time.perf_counter() - t0
+    gc.collect()
+    peak = _maxrss_kib()
+    rss1 = _status_kib("VmRSS") or peak
+    return {
+        "variant": variant,
+        "batches": n_batches,
+        "peak_MiB": (peak - rss0) / 1024,
+        "retained_MiB": (rss1 - rss0) / 1024,
+        "baseline_MiB": rss0 / 1024,
+        "seconds": seconds,
+        "hwm_reset": hwm_reset,
+    }
+
+
+def measure_memory(steps: int, n_batches: int, threads: int) -> pd.DataFrame:
+    """Peak RSS above the pre-run baseline for 1 and ``n_batches`` batches, one process each."""
+    results = []
+    for variant in VARIANTS:
+        for n in (1, n_batches):
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--child",
+                variant,
+                str(n),
+                "--steps",
+                str(steps),
+                "--threads",
+                str(threads),
+            ]
+            # glibc: return every freed block >= 64 KiB to the OS at once, so RSS follows live
+            # tensors instead of allocator caching (no effect on other C libraries)
+            env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+            if proc.returncode != 0:
+                raise RuntimeError(f"child {variant} {n} failed:\n{proc.stderr[-3000:]}")
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    df = pd.DataFrame(results)
+    if not df["hwm_reset"].all():
+        print("note: could not reset the peak-RSS mark; peaks include model setup", file=sys.stderr)
+    one = df[df["batches"] == 1].set_index("variant")
+    many = df[df["batches"] == n_batches].set_index("variant")
+    return pd.DataFrame(
+        {
+            "peak_MiB_1": one["peak_MiB"],
+            f"peak_MiB_{n_batches}": many["peak_MiB"],
+            f"growth_MiB_1_to_{n_batches}": many["peak_MiB"] - one["peak_MiB"],
+            f"retained_MiB_{n_batches}": many["retained_MiB"],
+        }
+    ).loc[list(VARIANTS)]
+
+
+# --------------------------------------------------------------------------- report
+
+
+def verdicts(table: pd.DataFrame, n_batches: int | None) -> list[str]:
+    out = []
+    hw = table.loc["hwcheck"]
+    ok = hw["overhead_pct"] <= TARGET_OVERHEAD_PCT
+    out.append(
+        f"[{'PASS' if ok else 'FAIL'}] hwcheck within {TARGET_OVERHEAD_PCT:.0f}% of the plain "
+        f"forward: overhead {hw['overhead_pct']:+.1f}% (median {hw['median_ms']:.0f} ms vs "
+        f"{table.loc['plain', 'median_ms']:.0f} ms)"
+    )
+    sin = table.loc[["sinabs.SNNAnalyzer", "sinabs.hooks"], "median_ms"]
+    ok = bool((hw["median_ms"] <= sin).all())
+    vs = ", ".join(f"{k} {v:.0f} ms" for k, v in sin.items())
+    out.append(
+        f"[{'PASS' if ok else 'FAIL'}] hwcheck no slower than sinabs: hwcheck {hw['median_ms']:.0f} ms; {vs}"
+    )
+    if n_batches is not None:
+        g = f"growth_MiB_1_to_{n_batches}"
+        growth = table.loc["hwcheck", g]
+        peak1 = table.loc["hwcheck", "peak_MiB_1"]
+        tol = max(16.0, 0.05 * peak1)  # allocator noise: 16 MiB or 5 % of the 1-batch peak
+        ok = growth <= tol
+        growth_a = table.loc["hwcheck.analyze", g]
+        out.append(
+            f"[{'PASS' if ok else 'FAIL'}] hwcheck memory flat in the number of batches: peak "
+            f"{peak1:.0f} MiB (1 batch) -> {table.loc['hwcheck', f'peak_MiB_{n_batches}']:.0f} MiB "
+            f"({n_batches}), growth {growth:+.0f} MiB (tolerance {tol:.0f}); hwcheck.analyze "
+            f"streaming {n_batches} batches: growth {growth_a:+.0f} MiB"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="20 time steps, 3 rounds, 1 vs 5 batches")
+    p.add_argument(
+        "--steps", type=int, default=None, help=f"time steps per sample (default {STEPS})"
+    )
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 10, quick 3)")
+    p.add_argument(
+        "--batches", type=int, default=None, help="batches for the memory run (default 20, quick 5)"
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--child", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    threads = args.threads or cores
+    torch.set_num_threads(threads)
+    steps = args.steps or (20 if args.quick else STEPS)
+
+    if args.child:
+        variant, n = args.child[0], int(args.child[1])
+        if variant not in RUNNERS:
+            p.error(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+        print(json.dumps(child(variant, n, steps)))
+        return 0
+
+    rounds = args.repeats or (3 if args.quick else 10)
+    n_batches = args.batches or (5 if args.quick else 20)
+    import sinabs
+
+    print(
+        f"# hwcheck activity-counting benchmark, {date.today().isoformat()}\n"
+        f"# machine: {platform.machine()} {platform.processor() or ''} {cores} cores, "
+        f"{threads} torch threads; python {platform.python_version()}, torch {torch.__version__}, "
+        f"sinabs {sinabs.__version__}\n"
+        f"# model: 9 weight layers (6 conv + 3 linear), IAFSqueeze; input {BATCH}x{steps} steps x "
+        f"{'x'.join(map(str, INPUT_SHAPE))}, events p={INPUT_P}; {rounds} timed rounds after 1 warm-up"
+    )
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    t0 = time.perf_counter()
+    table, summary = measure_time(steps, rounds)
+    describe_ms = describe_time(steps)
+    if not args.no_memory:
+        table = table.join(measure_memory(steps, n_batches, threads))
+    print(
+        f"# activity per sample (hwcheck): input events {summary['input_events']:.0f}, spikes "
+        f"{summary['spikes']:.0f}, firing rate {summary['firing_rate']:.4f} /neuron/step, "
+        f"synops {summary['synops']:.3g}"
+    )
+    print(f"# hwcheck.describe (one-off, part of the hwcheck rows' setup_ms): {describe_ms:.1f} ms")
+    print()
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(float_format=lambda v: f"{v:,.1f}"))
+    print()
+    for line in verdicts(table, None if args.no_memory else n_batches):
+        print(line)
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"# total benchmark time {time.perf_counter() - t0:.0f} s; 1-min load average "
+        f"{load0:.1f} at start, {load1:.1f} at end (above {cores} means other work shared the cores)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
