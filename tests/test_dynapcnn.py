@@ -661,3 +661,82 @@ def test_weight_fanout_is_reported_once():
     case = next(c for c in _rule_cases() if c[0] == "weight-fanout")
     r = check(case[1](), case[2])
     assert [v.rule for v in r.errors] == ["weight-fanout"]
+
+
+# --------------------------------------------------------------------------- samna cross-check
+
+STUB_INIT = """import pathlib
+pathlib.Path(__file__).with_name("IMPORTED").write_text("the stub ran")
+PYPI_SAMNA = True  # a mark to indicate it's pypi samna
+def install_real_samna():
+    raise RuntimeError("would pip install")
+install_real_samna()
+"""
+
+
+def _fake_samna(tmp_path, monkeypatch, init: str, extra: tuple[str, ...] = ()):
+    import sys
+
+    pkg = tmp_path / "samna"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(init)
+    for name in extra:
+        (pkg / name).write_bytes(b"\x7fELF")
+    monkeypatch.delitem(sys.modules, "samna", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return pkg
+
+
+def test_samna_absent(tmp_path, monkeypatch):
+    import sys
+
+    from hwcheck.samna_check import samna_cross_check, samna_status
+
+    monkeypatch.delitem(sys.modules, "samna", raising=False)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])  # nothing named samna on this path
+    assert samna_status() == ("absent", "samna not installed; skipping hardware cross-check")
+    assert samna_cross_check(nn.Identity(), "speck2f", (2, 4, 4)).startswith("samna not installed")
+
+
+def test_samna_stub_detected_without_importing_it(tmp_path, monkeypatch):
+    import sys
+
+    from hwcheck.samna_check import samna_cross_check, samna_status
+
+    pkg = _fake_samna(tmp_path, monkeypatch, STUB_INIT)
+    status, msg = samna_status()
+    assert (
+        status == "stub"
+        and msg == "samna is the PyPI bootstrap stub; skipping hardware cross-check"
+    )
+    out = samna_cross_check(sinabs_cnn(), "speck2f", (2, 128, 128))
+    assert out == msg
+    assert not (pkg / "IMPORTED").exists() and "samna" not in sys.modules
+
+
+def test_samna_without_marker_but_without_extensions_is_a_stub(tmp_path, monkeypatch):
+    from hwcheck.samna_check import samna_status
+
+    _fake_samna(tmp_path, monkeypatch, "x = 1\n")
+    assert samna_status()[0] == "stub"
+
+
+def test_samna_with_compiled_module_counts_as_real(tmp_path, monkeypatch):
+    from hwcheck.samna_check import samna_status
+
+    pkg = _fake_samna(
+        tmp_path, monkeypatch, "from .samna import *\n", ("samna.cpython-311-x86_64-linux-gnu.so",)
+    )
+    status, msg = samna_status()
+    assert status == "real" and str(pkg) in msg
+
+
+@pytest.mark.samna
+def test_cross_check_agrees_with_sinabs():
+    from hwcheck.samna_check import CrossCheck, samna_cross_check, samna_status
+
+    if samna_status()[0] != "real":
+        pytest.skip("needs a real samna installation (the PyPI package is a bootstrap stub)")
+    for model, shape in ((nine_layer(), (2, 128, 128)), (sinabs_cnn(), (2, 128, 128))):
+        out = samna_cross_check(model, "speck2f", shape)
+        assert isinstance(out, CrossCheck) and out.agree, str(out)
