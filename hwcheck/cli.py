@@ -28,7 +28,7 @@ class UsageError(Exception):
 
 def parse_shape(text: str) -> tuple[int, ...]:
     """``"2,128,128"`` (or ``2x128x128``) -> ``(2, 128, 128)``."""
-    parts = [p for p in re.split(r"[,x\s]+", text.strip()) if p]
+    parts = [p for p in re.split(r"[,\s]+|(?<=\d)x(?=\d)", text.strip()) if p]
     try:
         shape = tuple(int(p) for p in parts)
     except ValueError:

@@ -1,0 +1,187 @@
+"""The hwcheck command (through a subprocess) and report files."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+import hwcheck
+from hwcheck.cli import UsageError, parse_dt, parse_set, parse_shape
+
+MODEL_SRC = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+    import sinabs.layers as sl
+
+    def good():
+        return nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, bias=False), sl.IAFSqueeze(batch_size=1),
+                             nn.Flatten(), nn.Linear(4 * 7 * 7, 3, bias=False), sl.IAFSqueeze(batch_size=1))
+
+    def bad():  # stride 3 is not a DYNAP-CNN stride
+        return nn.Sequential(nn.Conv2d(2, 4, 3, stride=3, bias=False), sl.IAFSqueeze(batch_size=1))
+
+    class Boom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 4, 3, bias=False)
+            self.iaf = sl.IAFSqueeze(batch_size=1)
+        def forward(self, x):
+            if x.shape[0] > 1:  # fails on real data, after the static trace
+                raise RuntimeError("forward failed halfway")
+            return self.iaf(self.conv(x))
+
+    boom = Boom()
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    p = d / "net.py"
+    p.write_text(MODEL_SRC)
+    return p
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", "hwcheck.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+def test_parsers():
+    assert parse_shape("2,128,128") == (2, 128, 128)
+    assert parse_shape("2x16x16") == (2, 16, 16)
+    assert parse_dt("1ms") == pytest.approx(1e-3)
+    assert parse_dt("100us") == pytest.approx(1e-4)
+    assert parse_dt("0.002") == pytest.approx(2e-3)
+    assert parse_set(["energy.synop_pJ=12", "model.neuron_update=clock"]) == {
+        "energy.synop_pJ": 12,
+        "model.neuron_update": "clock",
+    }
+    for bad in ("2,a", "0,3", ""):
+        with pytest.raises(UsageError):
+            parse_shape(bad)
+    with pytest.raises(UsageError):
+        parse_dt("fast")
+    with pytest.raises(UsageError):
+        parse_set(["synop_pJ"])
+
+
+def test_exit_0_when_it_fits_and_files_are_written(model_file, tmp_path):
+    out = tmp_path / "rep"
+    r = run("check", f"{model_file}:good", "--chip", "speck2f", "--input-shape", "2,16,16",
+            "--timesteps", "5", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "speck2f" in r.stdout and "FITS" in r.stdout
+    names = {p.name for p in out.iterdir()}
+    for f in ("layers.csv", "cores.csv", "violations.csv", "energy.csv", "summary.csv", "summary.json",
+              "report.md", "core_utilisation.png", "layer_synops.png"):
+        assert f in names, f
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fits_all"] is True
+    md = (out / "report.md").read_text()
+    assert "synthetic Poisson" in md and "0.42" in md  # input assumption and the static power source
+
+
+def test_exit_1_when_it_does_not_fit(model_file, tmp_path):
+    r = run("check", f"{model_file}:bad", "--chip", "speck2f", "--input-shape", "2,16,16",
+            "--no-save")
+    assert r.returncode == 1, r.stderr
+    assert "DOES NOT FIT" in r.stdout
+    assert "stride" in r.stdout
+
+
+def test_exit_2_missing_model(tmp_path):
+    r = run("check", str(tmp_path / "nope.py") + ":net", "--chip", "speck2f", "--input-shape", "2,16,16")
+    assert r.returncode == 2
+    assert "not found" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_exit_2_bad_input_shape(model_file):
+    r = run("check", f"{model_file}:good", "--chip", "speck2f", "--input-shape", "2,x")
+    assert r.returncode == 2
+    assert "--input-shape" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_exit_2_unknown_chip_lists_known(model_file):
+    r = run("check", f"{model_file}:good", "--chip", "nochip", "--input-shape", "2,16,16")
+    assert r.returncode == 2
+    assert "nochip" in r.stderr and "speck2f" in r.stderr
+
+
+def test_exit_2_malformed_set(model_file):
+    r = run("check", f"{model_file}:good", "--chip", "speck2f", "--input-shape", "2,16,16", "--set", "energy.synop_pJ")
+    assert r.returncode == 2
+    assert "--set" in r.stderr
+
+
+def test_nothing_written_when_run_fails_halfway(model_file, tmp_path):
+    out = tmp_path / "rep"
+    r = run("check", f"{model_file}:boom", "--chip", "speck2f", "--input-shape", "2,16,16",
+            "--timesteps", "4", "--out", str(out))
+    assert r.returncode == 2
+    assert "forward failed halfway" in r.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary folder left behind
+
+
+def test_help_has_examples():
+    r = run("--help")
+    assert r.returncode == 0 and "hwcheck demo" in r.stdout
+    for sub in ("check", "demo", "chips", "chip", "calibrate"):
+        r = run(sub, "--help")
+        assert r.returncode == 0, sub
+        assert "example" in r.stdout, sub
+
+
+def test_chips_and_chip():
+    r = run("chips")
+    assert r.returncode == 0
+    for name in hwcheck.list_profiles():
+        assert name in r.stdout
+    r = run("chip", "speck2f")
+    assert r.returncode == 0 and "source:" in r.stdout and "sinabs" in r.stdout
+
+
+def test_csv_round_trip(tmp_path):
+    from hwcheck.examples import dvs_gesture_cnn, synthetic_events
+
+    rep = hwcheck.report(dvs_gesture_cnn(), ["speck2f"], synthetic_events(10), name="rt", progress=False)
+    out = rep.save(tmp_path / "rt", formats=("csv",))
+    frames = {
+        "layers.csv": (rep.layers.reset_index(), 0),
+        "summary.csv": (rep.summary.reset_index(), 0),
+        "violations.csv": (rep.violations, None),
+        "energy.csv": (rep.energy, None),
+        "cores.csv": (rep.cores, None),
+    }
+    ids = {"layer": str, "core": str, "chip": str, "unit": str, "assigned_layer": str, "members": str}  # names like "0" would parse as int
+    for fname, (df, _) in frames.items():
+        back = pd.read_csv(out / fname, dtype={c: str for c in df.columns if c in ids or c.startswith("core_")})
+        assert list(back.columns) == list(df.columns), fname
+        for col in df.columns:
+            if len(df):
+                assert back[col].dtype.kind == df[col].dtype.kind or (
+                    df[col].dtype.kind in "OU" or str(df[col].dtype) == "str"
+                ) and (back[col].dtype.kind in "OU" or str(back[col].dtype) == "str") or (df[col].dtype.kind in "iuf" and back[col].dtype.kind in "iuf"), (fname, col, df[col].dtype, back[col].dtype)
+
+
+def test_save_replaces_atomically(tmp_path):
+    from hwcheck.examples import dvs_gesture_cnn
+
+    rep = hwcheck.report(dvs_gesture_cnn(), ["speck2f"], input_shape=(2, 128, 128), name="static")
+    out = rep.save(tmp_path / "static", formats=("csv", "md"))
+    (out / "stale.txt").write_text("old")
+    rep.save(tmp_path / "static", formats=("csv",))
+    assert not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["static"]
+    with pytest.raises(ValueError):
+        rep.save(tmp_path / "x", formats=("pdf",))
