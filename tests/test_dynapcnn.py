@@ -6,6 +6,7 @@ the conv output-size formula), the matcher against brute force over core permuta
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -13,7 +14,6 @@ from collections import OrderedDict
 
 import pytest
 import sinabs.layers as sl
-import torch
 import torch.nn as nn
 
 from hwcheck.graph import describe
@@ -94,6 +94,11 @@ def sinabs_cnn() -> nn.Sequential:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def sinabs_cnn_report():
+    return check(sinabs_cnn())
+
+
 def nine_layer() -> nn.Sequential:
     """9 chip layers on a DVS-size input that fill all 9 Speck cores."""
     return seq(
@@ -124,7 +129,7 @@ def test_family_registered():
 
 
 def test_sinabs_cnn_memory_matches_independent_formula():
-    r = check(sinabs_cnn())
+    r = sinabs_cnn_report()
     L = r.layers
     assert list(L.index) == ["conv1", "conv2", "conv3", "fc"]
     h1 = ref_out(128, 2, 2)  # 64
@@ -280,7 +285,7 @@ def test_matcher_agrees_with_brute_force(table: CoreTable, max_layers: int):
     neur = [1024, 16384, 20000, 32768, 40000, 65536]
     bias = [0, 0, 16, 512]
     outcomes = set()
-    for _ in range(120):
+    for _ in range(80):
         k = rng.randint(1, max_layers)
         needs = [(rng.choice(kern), rng.choice(neur), rng.choice(bias)) for _ in range(k)]
         a = assign_cores(needs, table)
@@ -618,7 +623,7 @@ def test_dvs_layer_and_avgpool_note():
 
 
 def test_summary_and_frames_shape():
-    r = check(sinabs_cnn())
+    r = sinabs_cnn_report()
     for key in (
         "cores_used",
         "cores_available",
@@ -645,16 +650,6 @@ def test_analysis_argument_is_accepted():
     g = describe(seq(("c", nn.Conv2d(2, 2, 1, bias=False)), ("s", IAF())), (2, 4, 4))
     r = map_dynapcnn(g, load_profile("speck2f"), analysis=object())
     assert r.fits and any("activity not used" in n for n in r.notes)
-
-
-def test_describe_input_is_not_run_on_data():
-    """Only shapes: a model whose weights are NaN still gets the same verdict."""
-    m = sinabs_cnn()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.fill_(float("nan"))
-    r = check(m)
-    assert r.layers.loc["fc", "kernel_mem_words"] == 262144
 
 
 def test_weight_fanout_is_reported_once():
