@@ -201,6 +201,8 @@ def _print_layers(report: Any) -> None:
     import pandas as pd
 
     df = report.layers
+    if "kind" in df:
+        df = df[df["kind"].isin(["conv", "linear", "spiking", "neuron", "unknown"])]
     cols = [c for c in ("kind", "out_shape", "neurons", "firing_rate", "synops", "ops_dense") if c in df]
     cols += [c for c in df.columns if c.startswith("core_")]
     if not len(df) or not cols:

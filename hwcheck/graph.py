@@ -169,6 +169,9 @@ class _CallRecord:
     spec: Any
     inputs: list[Any]
     output: Any = None
+    # provenance of each input as it was when the call started (a layer that returns its input
+    # tensor itself, like Identity, overwrites the tensor's entry afterwards)
+    in_infos: list[Any] = field(default_factory=list)
 
 
 def infer_layout(model: Any) -> str:
@@ -362,7 +365,9 @@ class _Tracer:
                 k = calls.get(module, 0)
                 calls[module] = k + 1
                 name = path if k == 0 else f"{path}:{k + 1}"
-                records.append(_CallRecord(name, module, path, k, spec, list(_tensors_in(args))))
+                ins = list(_tensors_in(args))
+                infos = [tracer.info.get(id(t)) for t in ins]
+                records.append(_CallRecord(name, module, path, k, spec, ins, in_infos=infos))
             tracer.depth += 1
 
         def post_hook(module: Any, args: tuple, output: Any) -> None:
@@ -439,7 +444,7 @@ class _Tracer:
 
         nodes: dict[str, LayerNode] = {}
         edges: list[tuple[str, str]] = []
-        self._inputs_of = {rec.name: rec.inputs for rec in records}
+        self._records = {rec.name: rec for rec in records}
         counted_params: set[int] = set()
         for rec in records:
             spec = rec.spec
@@ -468,8 +473,7 @@ class _Tracer:
                 stats = weight_stats(rec.module, spec, in_shape)
             # data-flow edges: every node (or the input) whose output reaches one of our inputs
             srcs: set[str] = set()
-            for t in rec.inputs:
-                i = self.info.get(id(t))
+            for i in rec.in_infos:
                 if i is not None:
                     srcs |= i.sources
             for s in sorted(srcs, key=lambda n: -1 if n == INPUT else list(nodes).index(n)):
@@ -525,9 +529,9 @@ class _Tracer:
             return ()
         steps: list[tuple] = []
         cur = rec.inputs[0]
+        info = rec.in_infos[0] if rec.in_infos else None
         first_pool = None
-        while True:
-            info = self.info.get(id(cur))
+        for _ in range(10_000):
             if info is None:
                 break
             if info.reshape_of is not None:
@@ -535,6 +539,7 @@ class _Tracer:
                 cur = next((t for t in self.keep if id(t) == info.reshape_of), None)
                 if cur is None:
                     break
+                info = self.info.get(id(cur))
                 continue
             node = nodes.get(info.node) if info.node not in (None, INPUT) else None
             if node is None:
@@ -546,10 +551,10 @@ class _Tracer:
                 steps.append(("reshape", node.out_shape))
             else:
                 break
-            rec_in = self._inputs_of.get(node.name)
-            if not rec_in:
+            prev = self._records.get(node.name)
+            if prev is None or not prev.inputs:
                 break
-            cur = rec_in[0]
+            cur, info = prev.inputs[0], (prev.in_infos[0] if prev.in_infos else None)
         if first_pool is None:
             return ()
         # keep the steps from the first pool on, in forward order

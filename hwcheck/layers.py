@@ -301,8 +301,11 @@ def _register_builtins() -> None:
     # Order matters only through the MRO: IAF and ExpLeak subclass LIF.
     for cls, name in (
         (sl.LIF, "LIF"),
+        (sl.LIFRecurrent, "LIF"),
         (sl.IAF, "IAF"),
+        (sl.IAFRecurrent, "IAF"),
         (sl.ALIF, "ALIF"),
+        (sl.ALIFRecurrent, "ALIF"),
     ):
         register_layer(cls, LayerSpec("spiking", _sinabs_neuron_attrs(name), counts_spikes=True))
     register_layer(sl.ExpLeak, LayerSpec("neuron", _sinabs_neuron_attrs("ExpLeak")))

@@ -194,7 +194,13 @@ class Report:
         for chip, row in self.summary.iterrows():
             state = "FITS" if row["fits"] else "DOES NOT FIT"
             e = row["energy_per_inference_uJ"]
-            energy = f"{e:.4g} uJ/inference" if not math.isnan(e) else "energy unknown"
+            st = row["static_energy_uJ"]
+            if not math.isnan(e):
+                energy = f"{e:.4g} uJ/inference"
+            elif not math.isnan(st):
+                energy = f"dynamic energy unknown (static {st:.4g} uJ/inference)"
+            else:
+                energy = "energy unknown"
             lines.append(
                 f"{chip:<14} {state:<13} {int(row['errors'])} error(s), {int(row['warnings'])} warning(s); "
                 f"{energy}; binding: {row['binding_constraint']}"
