@@ -1,0 +1,1156 @@
+"""Many-core neuromorphic chips: Intel Loihi / Loihi 2, IBM TrueNorth, SpiNNaker 1 / 2.
+
+These chips are grids of identical cores. A core holds a slice of one layer's neurons together
+with the synapses *into* those neurons (synapses live with the post-synaptic neuron), so a layer
+is split over as many cores as its per-core needs require:
+
+* neurons per core (Loihi: 1024 compartments; TrueNorth: 256; SpiNNaker: a software default),
+* distinct input axons per core (the pre-synaptic sources that reach the core's neurons),
+* synapse memory per core (nonzero synapses times the bits of the synapse encoding),
+* output axons per core (one per (source neuron, destination core) pair).
+
+The mapper walks back from every neuron layer through pooling, reshapes and the weight layer to
+the source neuron layers (pooling is folded into the weight layer's connectivity), expresses the
+layer's connectivity as a linear map with 0/1 weights (1 where the weight is nonzero) and uses
+torch autograd on that map to count, for any block of neurons, the synapses each source sends
+into the block. Neurons are split greedily into contiguous blocks in one of two orders (flat
+``(C, H, W)`` order or position-major ``(H, W, C)`` order, whichever needs fewer cores). For
+feasibility tests that only grow with the block (all of ours), greedy is the fewest-cores
+contiguous split; ``tests/test_neurocore.py`` checks it against a brute-force search.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from hwcheck.graph import INPUT, LayerGraph, LayerNode
+from hwcheck.mappers.base import ERROR, WARNING, FitReport, Violation
+from hwcheck.profiles import ChipProfile, FamilySpec, FigureSpec, register_family
+
+__all__ = [
+    "FAMILY",
+    "LIMITS",
+    "CoreLimits",
+    "CoreUse",
+    "Population",
+    "build_populations",
+    "core_limits",
+    "map_neurocore",
+    "partition",
+    "row_bits",
+    "synapse_bits",
+]
+
+FAMILY = "neurocore"
+
+LIMITS: dict[str, FigureSpec] = {
+    "cores_per_chip": FigureSpec("int", True, "neuron cores per chip"),
+    "neurons_per_core": FigureSpec(
+        "int", False, "neurons (compartments) one core holds; absent = unknown, no core count"
+    ),
+    "input_axons_per_core": FigureSpec("int", False, "distinct input axons one core accepts"),
+    "output_axons_per_core": FigureSpec(
+        "int", False, "output axons of one core: one per (neuron, destination core) pair"
+    ),
+    "synapse_memory_bits_per_core": FigureSpec("int", False, "synapse memory of one core"),
+    "weight_bits": FigureSpec("int", False, "bits of one stored weight"),
+    "synapse_overhead_bits": FigureSpec(
+        "int", False, "bits per stored synapse beyond the weight in the sparse encoding (index)"
+    ),
+    "synapse_row_header_bits": FigureSpec(
+        "int", False, "bits of fixed fields per synapse row (one row per input axon and block)"
+    ),
+    "synapse_row_synapses": FigureSpec("int", False, "most synapses one row holds"),
+    "synapse_word_bits": FigureSpec("int", False, "each row is rounded up to this many bits"),
+    "fan_in_per_core": FigureSpec(
+        "int", False, "most inputs one neuron may read (TrueNorth: the 256 axons of its core)"
+    ),
+    "crossbar_binary": FigureSpec("bool", False, "synapses are 1-bit crossbar connections"),
+    "chips_max": FigureSpec("int", False, "most chips a system offers; absent = not checked"),
+    "timestep_s": FigureSpec("number", False, "length of one time step (global tick)"),
+}
+
+#: Limits that are checked when present; each one missing gets a "not checked" note.
+CHECKED_LIMITS = (
+    "neurons_per_core",
+    "input_axons_per_core",
+    "output_axons_per_core",
+    "synapse_memory_bits_per_core",
+)
+
+POPULATION_KINDS = ("spiking", "neuron", "activation")
+SOURCE_KINDS = (*POPULATION_KINDS, "unknown")
+PASS_KINDS = ("identity", "norm", "reshape", "merge")
+WEIGHT_KINDS = ("conv", "linear")
+ORDERS = ("C,H,W", "H,W,C")
+
+_RESOURCE_LABEL = {
+    "neurons": "neurons per core",
+    "axons_in": "input axons per core",
+    "axons_out": "output axons per core",
+    "synapse_bits": "synapse memory per core",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Core limits and the synapse encoding
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CoreLimits:
+    """Per-core capacities (None = unknown, not checked) and the synapse encoding.
+
+    Synapse memory follows the row format published in nengo-loihi (``SynapseConfig.
+    bits_per_axon``): each input axon stores its synapses into the core in rows of at most
+    ``row_synapses`` entries; a row costs ``n * bits_per_synapse + row_header_bits`` rounded up
+    to ``word_bits``. With ``overhead_bits > 0`` (index bits of the sparse encoding) the cheaper
+    of the sparse encoding (only nonzero synapses, ``weight_bits + overhead_bits`` each) and the
+    dense encoding (one ``weight_bits`` entry per neuron of the core, zeros included) is used.
+    """
+
+    neurons: int | None = None
+    axons_in: int | None = None
+    axons_out: int | None = None
+    synapse_bits: int | None = None
+    fan_in: int | None = None
+    weight_bits: int = 8
+    overhead_bits: int = 0
+    row_header_bits: int = 0
+    row_synapses: int | None = None
+    word_bits: int = 1
+
+    @property
+    def partitionable(self) -> bool:
+        return any(x is not None for x in (self.neurons, self.axons_in, self.synapse_bits))
+
+
+def core_limits(profile: ChipProfile) -> CoreLimits:
+    """The per-core limits of a neurocore profile."""
+    wb = profile.limit("weight_bits")
+    return CoreLimits(
+        neurons=profile.limit("neurons_per_core"),
+        axons_in=profile.limit("input_axons_per_core"),
+        axons_out=profile.limit("output_axons_per_core"),
+        synapse_bits=profile.limit("synapse_memory_bits_per_core"),
+        fan_in=profile.limit("fan_in_per_core"),
+        weight_bits=8 if wb is None else int(wb),
+        overhead_bits=int(profile.limit("synapse_overhead_bits", 0)),
+        row_header_bits=int(profile.limit("synapse_row_header_bits", 0)),
+        row_synapses=profile.limit("synapse_row_synapses"),
+        word_bits=max(1, int(profile.limit("synapse_word_bits", 1))),
+    )
+
+
+def row_bits(n: np.ndarray | int, bits_per_synapse: int, lim: CoreLimits) -> np.ndarray:
+    """Bits used by input axons that store ``n`` synapses each (0 for axons with none)."""
+    n = np.asarray(n, dtype=np.int64)
+    w = lim.word_bits
+
+    def rounded(k: np.ndarray) -> np.ndarray:
+        raw = k * bits_per_synapse + lim.row_header_bits
+        return -(-raw // w) * w
+
+    if lim.row_synapses is None:
+        return np.where(n > 0, rounded(n), 0)
+    r = int(lim.row_synapses)
+    full, rem = n // r, n % r
+    return full * rounded(np.int64(r)) + np.where(rem > 0, rounded(rem), 0)
+
+
+def synapse_bits(counts: np.ndarray, n_neurons: int, lim: CoreLimits) -> int:
+    """Synapse memory of one core: ``counts[i]`` synapses from input axon ``i`` into the core's
+    ``n_neurons`` neurons. Cheaper of the sparse and (when it differs) the dense encoding."""
+    counts = np.asarray(counts, dtype=np.int64)
+    used = counts[counts > 0]
+    sparse = int(row_bits(used, lim.weight_bits + lim.overhead_bits, lim).sum())
+    if lim.overhead_bits <= 0:
+        return sparse
+    dense = int(len(used) * row_bits(np.int64(n_neurons), lim.weight_bits, lim))
+    return min(sparse, dense)
+
+
+# --------------------------------------------------------------------------------------------
+# Populations: a neuron layer and the linear map that feeds it
+# --------------------------------------------------------------------------------------------
+
+
+class _Unsupported(Exception):
+    def __init__(self, node: str, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.node, self.message, self.hint = node, message, hint
+
+
+@dataclass
+class Population:
+    """A neuron layer as the chip sees it.
+
+    ``forward(env)`` maps source activity ``{source: (B, n_source)}`` to the layer input
+    ``(B, neurons)`` through the structural linear map (weight 1 where the model's weight is
+    nonzero, sum pooling), so ``forward(ones)`` counts synapses per neuron and the gradient of
+    ``forward`` counts the synapses each source sends into a block of neurons.
+    """
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    members: tuple[str, ...]
+    weight_nodes: tuple[str, ...]
+    sources: dict[str, int]
+    forward: Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
+    exact: bool = True
+    folded_pools: tuple[str, ...] = ()
+    chain_sources: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+    _syn: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return int(math.prod(self.shape))
+
+    def synapses_per_neuron(self) -> np.ndarray:
+        """Nonzero synapses of every neuron (an upper bound when ``exact`` is False)."""
+        if self._syn is None:
+            with torch.no_grad():
+                env = {s: torch.ones(1, k) for s, k in self.sources.items()}
+                y = self.forward(env).reshape(-1) if self.sources else torch.zeros(self.n)
+            self._syn = np.rint(y.double().numpy()).astype(np.int64)
+        return self._syn
+
+    def reach(self, masks: torch.Tensor) -> dict[str, np.ndarray]:
+        """Synapses from each source element into each block: ``{source: (B, n_source)}``.
+
+        ``masks`` is ``(B, neurons)`` with 1 for the neurons of block b. Counts are exact path
+        counts of the structural map; ``> 0`` marks the input axons the block needs.
+        """
+        if not self.sources:
+            return {}
+        b = masks.shape[0]
+        env = {s: torch.zeros(b, k, requires_grad=True) for s, k in self.sources.items()}
+        y = self.forward(env).reshape(b, -1)
+        grads = torch.autograd.grad(y, list(env.values()), grad_outputs=masks, allow_unused=True)
+        out = {}
+        for (s, k), g in zip(self.sources.items(), grads, strict=True):
+            out[s] = (np.zeros((b, k), np.int64) if g is None
+                      else np.rint(g.numpy()).astype(np.int64))
+        return out
+
+    def order(self, name: str) -> np.ndarray:
+        """Neuron indices (flat ``(C, *spatial)`` indices) in partition order ``name``."""
+        n = self.n
+        if name == "C,H,W" or len(self.shape) < 2:
+            return np.arange(n)
+        c = self.shape[0]
+        return np.arange(n).reshape(c, -1).T.reshape(-1)
+
+
+def _numel(shape: Sequence[int]) -> int:
+    return int(math.prod(shape)) if len(shape) else 1
+
+
+def _weight_mask(node: LayerNode) -> torch.Tensor:
+    """1 where the layer has a nonzero weight (all ones when the module is not available)."""
+    w = getattr(node.module, "weight", None)
+    a = node.attrs
+    if node.kind == "linear":
+        shape: tuple[int, ...] = (int(a["out_features"]), int(a["in_features"]))
+    else:
+        k = tuple(int(x) for x in a["kernel_size"])
+        shape = (int(a["out_channels"]), int(a["in_channels"]) // int(a.get("groups", 1)), *k)
+    if isinstance(w, torch.Tensor) and tuple(w.shape) == shape:
+        return (w.detach() != 0).to(torch.float32).cpu()
+    return torch.ones(shape)
+
+
+def _apply(node: LayerNode, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """One op of the structural map on ``x`` of shape ``(B, *node.in_shape)``."""
+    a = node.attrs
+    if node.kind == "linear":
+        return F.linear(x, mask)
+    if node.kind == "conv":
+        d = len(a["kernel_size"])
+        pad = tuple(int(p) for p in a.get("padding", (0,) * d))
+        mode = a.get("padding_mode", "zeros")
+        if mode != "zeros" and any(pad):
+            pairs = [p for q in reversed(pad) for p in (q, q)]
+            x = F.pad(x, pairs, mode=mode)
+            pad = (0,) * d
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[d]
+        return conv(
+            x, mask, None, tuple(a.get("stride", (1,) * d)), pad, tuple(a.get("dilation", (1,) * d)),
+            int(a.get("groups", 1)),
+        )
+    if node.kind == "pool":
+        if "kernel_size" not in a:
+            raise _Unsupported(node.name, f"`{node.name}`: pooling without a known kernel size",
+                               "use nn.AvgPool2d / sinabs SumPool2d with an explicit kernel")
+        k = tuple(int(v) for v in a["kernel_size"])
+        d = len(k)
+        s = tuple(int(v) for v in (a.get("stride") or k))
+        p = tuple(int(v) for v in (a.get("padding") or (0,) * d))
+        ceil = bool(a.get("ceil_mode", False))
+        if d == 1:
+            y = F.avg_pool2d(x.unsqueeze(-2), (1, *k), (1, *s), (0, *p), ceil, True, 1)
+            return y.squeeze(-2)
+        pool = {2: F.avg_pool2d, 3: F.avg_pool3d}[d]
+        return pool(x, k, s, p, ceil, True, 1)
+    return x
+
+
+def _combine(node: LayerNode, inputs: list[torch.Tensor], b: int) -> torch.Tensor:
+    """The input of ``node`` from the outputs of its predecessors (add or channel concat)."""
+    target = tuple(node.in_shape)
+    n_in = _numel(target)
+    flat = [t.reshape(b, -1) for t in inputs]
+    if len(flat) == 1 or node.kind == "merge" or all(f.shape[1] == n_in for f in flat):
+        if any(f.shape[1] != n_in for f in flat):
+            raise _Unsupported(
+                node.name,
+                f"`{node.name}`: inputs of {[f.shape[1] for f in flat]} elements do not add up "
+                f"to its input shape {target}",
+                "use inputs of equal shape for additions (pad before merging)",
+            )
+        return sum(flat[1:], flat[0]).reshape(b, *target)
+    if sum(f.shape[1] for f in flat) == n_in and len(target) >= 1:
+        rest = _numel(target[1:])
+        parts = [f.reshape(b, -1, *target[1:]) for f in flat if f.shape[1] % rest == 0]
+        if len(parts) == len(flat):
+            return torch.cat(parts, dim=1)
+    raise _Unsupported(
+        node.name,
+        f"`{node.name}`: cannot tell how its {len(flat)} inputs combine into shape {target}",
+        "combine branches with an addition of equal shapes or a channel concatenation",
+    )
+
+
+def _build(graph: LayerGraph, target: str, readout: bool) -> Population:
+    """The population of neuron node ``target`` (or of a weight node read out directly)."""
+    tnode = graph[target]
+    # 1) walk back to the sources; the first weight node on a path is synaptic, any weight node
+    #    behind it is a source (a weight -> weight chain the chip cannot run).
+    region: set[str] = set()
+    sources: dict[str, int] = {}
+    chain_sources: set[str] = set()
+    synaptic: set[str] = set()
+    stack: list[tuple[str, bool]] = [(target, readout)]
+    seen: set[tuple[str, bool]] = set()
+    while stack:
+        name, past_weight = stack.pop()
+        if (name, past_weight) in seen:
+            continue
+        seen.add((name, past_weight))
+        node = graph[name]
+        region.add(name)
+        if node.has_weights:
+            if name != target or readout:
+                synaptic.add(name)
+            past_weight = True
+        for p in graph.predecessors(name):
+            if p == INPUT:
+                sources.setdefault(INPUT, 0)
+                continue
+            pn = graph[p]
+            if pn.kind in SOURCE_KINDS and p != target:
+                sources.setdefault(p, _numel(pn.out_shape))
+            elif pn.has_weights and past_weight:
+                chain_sources.add(p)
+                sources.setdefault(p, _numel(pn.out_shape))
+            else:
+                stack.append((p, past_weight))
+    if synaptic & chain_sources:
+        raise _Unsupported(
+            target,
+            f"`{target}`: a weight layer reaches it both directly and through another weight layer",
+            "put neurons between consecutive weight layers",
+        )
+    # the model input's size, from the node that reads it
+    if INPUT in sources:
+        readers = [n for n in region if INPUT in graph.predecessors(n)]
+        sizes = {_numel(graph[n].in_shape) for n in readers if len(graph.predecessors(n)) == 1}
+        if len(sizes) != 1:
+            raise _Unsupported(
+                target, f"`{target}`: cannot tell the size of the model input it reads",
+                "feed the input to a single layer",
+            )
+        sources[INPUT] = sizes.pop()
+    order = [n for n in graph.nodes if n in region]
+    masks = {n: _weight_mask(graph[n]) for n in order if graph[n].has_weights and n in synaptic}
+    exact = True
+    folded: list[str] = []
+    notes: list[str] = []
+    for n in order:
+        node = graph[n]
+        if node.kind == "pool":
+            folded.append(n)
+            k = node.attrs.get("kernel_size", ())
+            s = node.attrs.get("stride") or k
+            if any(int(si) < int(ki) for si, ki in zip(s, k, strict=False)):
+                exact = False
+        if node.kind == "conv" and node.attrs.get("padding_mode", "zeros") != "zeros":
+            exact = False
+    # merged branches count a source twice only when both branches reach it
+    upstream: dict[str, set[str]] = {}
+    for n in order:
+        branches = [({p} if p in sources else upstream.get(p, set())) for p in graph.predecessors(n)]
+        upstream[n] = set().union(*branches) if branches else set()
+        if any(a & b for i, a in enumerate(branches) for b in branches[i + 1:]):
+            exact = False
+    recurrent = bool(tnode.attrs.get("recurrent")) and not readout
+    rec_mask = None
+    if recurrent:
+        n_self = _numel(tnode.out_shape)
+        rec = getattr(tnode.module, "rec_connect", None)
+        w = getattr(rec, "weight", None)
+        if isinstance(rec, torch.nn.Linear) and isinstance(w, torch.Tensor) and tuple(w.shape) == (n_self, n_self):
+            rec_mask = (w.detach() != 0).to(torch.float32)
+        else:
+            rec_mask = torch.ones(n_self, n_self)
+            notes.append(f"`{target}`: recurrent connections counted as all-to-all ({n_self} x {n_self})")
+        sources[target] = n_self
+
+    def forward(env: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        b = next(iter(env.values())).shape[0]
+        out: dict[str, torch.Tensor] = {}
+
+        def value(p: str) -> torch.Tensor:
+            return env[p] if p in env and (p not in out) else out[p]
+
+        for n in order:
+            node = graph[n]
+            preds = graph.predecessors(n)
+            if n == target and not readout:
+                x = _combine(node, [value(p) for p in preds], b)
+                y = x.reshape(b, -1)
+                if rec_mask is not None:
+                    y = y + F.linear(env[target], rec_mask)
+                return y
+            x = _combine(node, [value(p) for p in preds], b)
+            y = _apply(node, x, masks.get(n))
+            out[n] = y.reshape(b, *node.out_shape)
+        return out[target].reshape(b, -1)
+
+    members = tuple(n for n in order if n not in chain_sources)
+    return Population(
+        name=target,
+        kind="readout" if readout else tnode.kind,
+        shape=tuple(tnode.out_shape),
+        members=members,
+        weight_nodes=tuple(n for n in order if n in synaptic),
+        sources=sources,
+        forward=forward,
+        exact=exact,
+        folded_pools=tuple(folded),
+        chain_sources=tuple(n for n in graph.nodes if n in chain_sources),
+        notes=notes,
+    )
+
+
+def build_populations(graph: LayerGraph) -> tuple[list[Population], list[Violation], list[str]]:
+    """Every neuron layer of the graph as a :class:`Population`, plus the weight layers that
+    no neuron layer follows (counted as non-spiking readout compartments) and the weight layers
+    that feed another weight layer directly (counted as if neurons were put after them)."""
+    pops: list[Population] = []
+    violations: list[Violation] = []
+    notes: list[str] = []
+    covered: set[str] = set()
+    chained: dict[str, str] = {}
+    for node in graph:
+        if node.kind not in POPULATION_KINDS:
+            continue
+        pop = _try_build(graph, node.name, False, violations)
+        if pop is None:
+            continue
+        pops.append(pop)
+        covered.update(pop.members)
+        for src in pop.chain_sources:
+            chained.setdefault(src, pop.weight_nodes[0] if pop.weight_nodes else pop.name)
+    pending = [n for n in graph if n.has_weights and n.name not in covered]
+    while pending:
+        node = pending.pop(0)
+        if node.name in covered:
+            continue
+        pop = _try_build(graph, node.name, True, violations)
+        if pop is None:
+            covered.add(node.name)
+            continue
+        if node.name in chained:
+            pop.kind = "chained"
+        pops.append(pop)
+        covered.update(pop.members)
+        for src in pop.chain_sources:
+            chained.setdefault(src, node.name)
+            if src not in covered:
+                pending.append(graph[src])
+    for src, dst in chained.items():
+        violations.append(Violation(
+            src, "weight_chain", "weight -> weight", "weight -> neurons -> weight",
+            f"`{src}` feeds weight layer `{dst}` without neurons in between; synapses on "
+            "many-core chips only connect neurons (counted here as if neurons followed "
+            f"`{src}`)",
+            f"put a spiking layer after `{src}`, or merge `{src}` and `{dst}` into one layer "
+            "(two linear maps in a row are one linear map)",
+        ))
+    order = list(graph.nodes)
+    pops.sort(key=lambda p: order.index(p.name))
+    uncovered = [n.name for n in graph if n.kind == "pool" and n.name not in covered]
+    if uncovered:
+        notes.append(
+            f"not mapped: {', '.join(uncovered)} (after the last neuron layer; done off-chip)"
+        )
+    return pops, violations, notes
+
+
+def _try_build(graph: LayerGraph, name: str, readout: bool,
+               violations: list[Violation]) -> Population | None:
+    """Build a population and run its map once; a failure becomes a violation."""
+    try:
+        pop = _build(graph, name, readout)
+        pop.synapses_per_neuron()
+        return pop
+    except _Unsupported as exc:
+        violations.append(_unsupported_connectivity(exc))
+    except (RuntimeError, ValueError, KeyError) as exc:
+        violations.append(_unsupported_connectivity(_Unsupported(
+            name, f"`{name}`: its connectivity could not be traced ({type(exc).__name__}: {exc})",
+            "check the layers between this neuron layer and its sources (supported: conv, "
+            "linear, avg/sum pooling, reshape, identity, addition, channel concatenation)",
+        )))
+    return None
+
+
+def _unsupported_connectivity(exc: _Unsupported) -> Violation:
+    return Violation(exc.node, "unsupported_connectivity", "unsupported", "add or concat",
+                     exc.message, exc.hint)
+
+
+# --------------------------------------------------------------------------------------------
+# Partition
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CoreUse:
+    """One core: a contiguous block ``[start, end)`` of a population in a given order."""
+
+    layer: str
+    start: int
+    end: int
+    neurons: int
+    axons_in: int
+    synapse_bits: int
+    synapses: int
+    feasible: bool
+    axon_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+
+def _evaluate(pop: Population, perm: np.ndarray, blocks: Sequence[tuple[int, int]],
+              lim: CoreLimits) -> list[CoreUse]:
+    """Needs of each block ``[start, end)`` of neurons taken in order ``perm`` (one batch)."""
+    n = pop.n
+    masks = torch.zeros(len(blocks), n)
+    for i, (a, e) in enumerate(blocks):
+        masks[i, torch.from_numpy(perm[a:e])] = 1.0
+    counts = pop.reach(masks)
+    result = []
+    for i, (a, e) in enumerate(blocks):
+        k = e - a
+        per_src = {s: c[i] for s, c in counts.items()}
+        allc = np.concatenate(list(per_src.values())) if per_src else np.zeros(0, np.int64)
+        axons = int(np.count_nonzero(allc))
+        bits = synapse_bits(allc, k, lim)
+        ok = (
+            (lim.neurons is None or k <= lim.neurons)
+            and (lim.axons_in is None or axons <= lim.axons_in)
+            and (lim.synapse_bits is None or bits <= lim.synapse_bits)
+        )
+        result.append(CoreUse(pop.name, a, e, k, axons, bits, int(allc.sum()), ok,
+                              {s: c > 0 for s, c in per_src.items()}))
+    return result
+
+
+def partition(pop: Population, lim: CoreLimits, order: str = "C,H,W",
+              batch: int = 32, max_cores: int | None = None) -> list[CoreUse]:
+    """Greedy contiguous split of ``pop`` (in ``order``) into the fewest cores under ``lim``.
+
+    Every core takes the longest feasible block from where the previous one ended. Feasibility
+    only gets harder as a block grows, so this is the minimum over all contiguous splits. A
+    single neuron that fits no core gets a core of its own, marked ``feasible=False``.
+
+    Speed: the next cores usually have the size of the previous one, so up to ``2 * batch`` of
+    them are checked speculatively in one batch (size feasible, size + 1 not); a search runs
+    only where that guess fails. The result is the same as checking every core on its own.
+    With ``max_cores``, stops (returning what it has) once more cores than that are used.
+    """
+    perm = pop.order(order)
+    n = pop.n
+    cap = max(2, min(2 * batch, (1 << 24) // max(n, 1)))  # masks of at most 64 MiB per batch
+
+    def hi_of(a: int) -> int:
+        return n if lim.neurons is None else min(n, a + lim.neurons)
+
+    cores: list[CoreUse] = []
+    start = 0
+    prev = 0  # size of the previous core
+    spec = 2  # cores to guess in the next speculative batch
+    while start < n:
+        if max_cores is not None and len(cores) > max_cores:
+            break
+        if prev:
+            blocks, owners = [], []
+            a = start
+            for _ in range(max(1, min(spec, cap // 2))):
+                if a >= n:
+                    break
+                e = min(a + prev, hi_of(a))
+                blocks.append((a, e))
+                owners.append(a)
+                if e < hi_of(a):
+                    blocks.append((a, e + 1))
+                    owners.append(a)
+                a = e
+            res = _evaluate(pop, perm, blocks, lim)
+            accepted = 0
+            by_start: dict[int, list[CoreUse]] = {}
+            for o, r in zip(owners, res, strict=True):
+                by_start.setdefault(o, []).append(r)
+            while start in by_start:
+                rs = by_start[start]
+                fit = rs[0]
+                maximal = fit.end == hi_of(start) or (len(rs) > 1 and not rs[1].feasible)
+                if not (fit.feasible and maximal):
+                    break
+                cores.append(fit)
+                start = fit.end
+                accepted += 1
+            if accepted:
+                spec = min(spec * 2, batch)
+                continue
+            spec = 2
+        good = _search(pop, perm, start, hi_of(start), prev, lim, max(2, batch // 4))
+        cores.append(good)
+        prev = good.end - start
+        start = good.end
+    return cores
+
+
+def _search(pop: Population, perm: np.ndarray, start: int, hi: int, prev: int,
+            lim: CoreLimits, batch: int) -> CoreUse:
+    """The longest feasible block from ``start`` (at most ``hi``), by batched bisection."""
+    guesses = {e for e in range(start + prev - 2, start + prev + 3) if start < e < hi}
+    low, bad = start, hi + 1  # longest end known feasible (start = empty) / shortest infeasible
+    good: CoreUse | None = None
+    ends = sorted(guesses | {hi})
+    while True:
+        for r in _evaluate(pop, perm, [(start, e) for e in ends], lim):
+            if r.feasible and r.end > low:
+                low, good = r.end, r
+            elif not r.feasible and r.end < bad:
+                bad = r.end
+        if low == hi or bad - low <= 1:
+            break
+        m = min(batch, bad - low - 1)
+        ends = sorted({low + max(1, min(bad - low - 1, round((i + 1) * (bad - low) / (m + 1))))
+                       for i in range(m)})
+    if good is None:
+        good = _evaluate(pop, perm, [(start, start + 1)], lim)[0]
+    return good
+
+
+def worst_neuron(pop: Population, lim: CoreLimits) -> CoreUse:
+    """The needs of the neuron with the most synapses, alone in a core (exact)."""
+    syn = pop.synapses_per_neuron()
+    i = int(np.argmax(syn)) if len(syn) else 0
+    return _evaluate(pop, np.arange(pop.n), [(i, i + 1)], lim)[0]
+
+
+def relaxed_limits(pop: Population, lim: CoreLimits) -> tuple[CoreLimits, CoreUse]:
+    """``lim`` without the per-core limits that even one neuron of ``pop`` exceeds.
+
+    Such a layer cannot be mapped as it is (a violation says so); counting its cores without
+    the impossible limit gives the core count it would need once that is fixed, instead of one
+    core per neuron.
+    """
+    one = worst_neuron(pop, lim)
+    changes: dict[str, Any] = {}
+    if lim.axons_in is not None and one.axons_in > lim.axons_in:
+        changes["axons_in"] = None
+    if lim.synapse_bits is not None and one.synapse_bits > lim.synapse_bits:
+        changes["synapse_bits"] = None
+    return (replace(lim, **changes) if changes else lim), one
+
+
+# --------------------------------------------------------------------------------------------
+# The mapper
+# --------------------------------------------------------------------------------------------
+
+
+def _range(ids: Sequence[int]) -> str:
+    if not len(ids):
+        return ""
+    lo, hi = min(ids), max(ids)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def _best_partition(pop: Population, lim: CoreLimits) -> tuple[str, list[CoreUse]]:
+    """The order (and its split) that needs fewer cores; ties go to the flat (C,H,W) order.
+
+    The order that looks better on its first cores is split first; the other one is only
+    followed while it can still need fewer cores.
+    """
+    orders = ORDERS if len(pop.shape) >= 2 else ORDERS[:1]
+    floor = 1 if lim.neurons is None else math.ceil(pop.n / lim.neurons)
+    if len(orders) > 1:
+        rate = {}
+        for o in orders:
+            head = partition(pop, lim, o, max_cores=3)
+            rate[o] = sum(c.neurons for c in head) / len(head)
+        orders = tuple(sorted(orders, key=lambda o: (-rate[o], ORDERS.index(o))))
+    best: tuple[str, list[CoreUse]] | None = None
+    for o in orders:
+        if best is not None and len(best[1]) <= floor:
+            break  # no order can beat the neuron count
+        cores = partition(pop, lim, o, max_cores=None if best is None else len(best[1]))
+        complete = sum(c.neurons for c in cores) == pop.n
+        if best is None or (complete and (len(cores), ORDERS.index(o))
+                            < (len(best[1]), ORDERS.index(best[0]))):
+            best = (o, cores)
+    assert best is not None
+    return best
+
+
+def _structural_violations(graph: LayerGraph, profile: ChipProfile) -> list[Violation]:
+    out: list[Violation] = []
+    chip = profile.name
+    for node in graph:
+        if node.kind == "norm":
+            out.append(Violation(
+                node.name, "batchnorm", node.type_name, "folded into weights",
+                f"`{node.name}`: {node.type_name} is not folded; {chip} has no normalisation "
+                "on chip",
+                "fold BatchNorm into the preceding conv/linear (scale its weights and bias) "
+                "before mapping",
+            ))
+        elif node.kind == "activation":
+            out.append(Violation(
+                node.name, "unsupported_layer", node.type_name, "spiking neurons",
+                f"`{node.name}`: {node.type_name} is not a spiking neuron; {chip} runs spiking "
+                "neurons only (counted here as if it were one)",
+                "convert the ANN to an SNN (e.g. sinabs.from_model, or replace the activation by "
+                "IAF/LIF neurons)",
+            ))
+        elif node.kind == "unknown":
+            out.append(Violation(
+                node.name, "unsupported_layer", node.type_name, "known layer",
+                f"`{node.name}`: {node.type_name} is not a layer hwcheck knows how to map "
+                f"onto {chip}",
+                "replace it by a supported layer or register it in hwcheck.layers",
+            ))
+        elif node.kind == "pool" and node.attrs.get("pool_type") == "max":
+            out.append(Violation(
+                node.name, "max_pool", "max pooling", "sum or average pooling",
+                f"`{node.name}`: max pooling has no synaptic equivalent on {chip}",
+                "use AvgPool/SumPool (folded into the next weight layer) instead of MaxPool",
+            ))
+    return out
+
+
+def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None) -> FitReport:
+    """Partition every neuron layer into cores and check the many-core chip's limits."""
+    lim = core_limits(profile)
+    cpc = int(profile.limit("cores_per_chip"))
+    chips_max = profile.limit("chips_max")
+    chip = profile.name
+    violations = _structural_violations(graph, profile)
+    pops, conn_violations, notes = build_populations(graph)
+    violations += conn_violations
+
+    for key in CHECKED_LIMITS:
+        if profile.limit(key) is None:
+            notes.append(f"not checked: {key} unknown for {chip}")
+    if not lim.partitionable:
+        notes.append(
+            f"no core count for {chip}: no per-core limit is known; set one with an override "
+            "(e.g. limits.neurons_per_core=256)"
+        )
+
+    # --- partition each population, keeping the order that needs fewer cores
+    parts: dict[str, tuple[str, list[CoreUse]]] = {}
+    singles: dict[str, CoreUse] = {}
+    for pop in pops:
+        if not lim.partitionable or pop.n == 0:
+            continue
+        pop_lim, singles[pop.name] = relaxed_limits(pop, lim)
+        if pop_lim != lim:
+            dropped = [k for k in ("axons_in", "synapse_bits") if getattr(pop_lim, k) is None
+                       and getattr(lim, k) is not None]
+            notes.append(f"`{pop.name}`: cores counted without the {' and '.join(_RESOURCE_LABEL[k] for k in dropped)} "
+                         "limit, which a single neuron of it already exceeds")
+        parts[pop.name] = _best_partition(pop, pop_lim)
+
+    # --- global core numbering and chips
+    core_rows: list[dict[str, Any]] = []
+    core_of: dict[str, np.ndarray] = {}
+    next_core = 0
+    pop_cores: dict[str, list[int]] = {}
+    for pop in pops:
+        if pop.name not in parts:
+            continue
+        order, cores = parts[pop.name]
+        perm = pop.order(order)
+        owner = np.empty(pop.n, np.int64)
+        ids = []
+        for c in cores:
+            owner[perm[c.start:c.end]] = next_core
+            ids.append(next_core)
+            core_rows.append({"core": next_core, "chip": next_core // cpc, "layer": pop.name,
+                              "use": c})
+            next_core += 1
+        core_of[pop.name] = owner
+        pop_cores[pop.name] = ids
+    cores_used = next_core
+    chips_needed = max(1, math.ceil(cores_used / cpc)) if cores_used else 0
+
+    # --- output axons (one per (source neuron, destination core)) and inter-chip pairs
+    out_axons = {name: np.zeros(len(owner), np.int64) for name, owner in core_of.items()}
+    dest_chips: dict[str, dict[int, np.ndarray]] = {name: {} for name in core_of}
+    for row in core_rows:
+        use: CoreUse = row["use"]
+        for src, m in use.axon_masks.items():
+            if src in out_axons and len(m) == len(out_axons[src]):
+                out_axons[src] += m
+                hits = dest_chips[src].setdefault(row["chip"], np.zeros(len(m), bool))
+                hits |= m
+    remote_pairs: dict[str, int] = {}
+    for src, by_chip in dest_chips.items():
+        own = core_of[src] // cpc
+        remote_pairs[src] = int(sum(((own != k) & h).sum() for k, h in by_chip.items()))
+    for row in core_rows:
+        use = row["use"]
+        owner = core_of[use.layer]
+        row["axons_out"] = int(out_axons[use.layer][owner == row["core"]].sum())
+
+    # --- tables
+    def pct(v: float, limit: int | None) -> float:
+        return float("nan") if not limit else 100.0 * v / limit
+
+    cores_df = pd.DataFrame(
+        [
+            {
+                "core": r["core"],
+                "chip": r["chip"],
+                "layer": r["layer"],
+                "neurons": r["use"].neurons,
+                "axons_in": r["use"].axons_in,
+                "axons_out": r["axons_out"],
+                "synapses": r["use"].synapses,
+                "synapse_bits": r["use"].synapse_bits,
+                "neurons_pct": pct(r["use"].neurons, lim.neurons),
+                "axons_in_pct": pct(r["use"].axons_in, lim.axons_in),
+                "axons_out_pct": pct(r["axons_out"], lim.axons_out),
+                "synapse_bits_pct": pct(r["use"].synapse_bits, lim.synapse_bits),
+            }
+            for r in core_rows
+        ],
+        columns=["core", "chip", "layer", "neurons", "axons_in", "axons_out", "synapses",
+                 "synapse_bits", "neurons_pct", "axons_in_pct", "axons_out_pct",
+                 "synapse_bits_pct"],
+    )
+    pct_cols = ["neurons_pct", "axons_in_pct", "axons_out_pct", "synapse_bits_pct"]
+    if len(cores_df):
+        filled = cores_df[pct_cols].astype(float)
+        cores_df["utilisation_pct"] = filled.max(axis=1, skipna=True)
+        cores_df["binding"] = [
+            _RESOURCE_LABEL[c.removesuffix("_pct")] if not math.isnan(u) else ""
+            for c, u in zip(filled.fillna(-1.0).idxmax(axis=1), cores_df["utilisation_pct"], strict=True)
+        ]
+    else:
+        cores_df["utilisation_pct"] = pd.Series(dtype=float)
+        cores_df["binding"] = pd.Series(dtype=object)
+    cores_df = cores_df.set_index("core")
+
+    spikes = _spikes_out(analysis)
+    layer_rows = []
+    for pop in pops:
+        order, cores = parts.get(pop.name, ("", []))
+        ids = pop_cores.get(pop.name, [])
+        sub = cores_df.loc[ids] if ids else cores_df.iloc[0:0]
+        syn = pop.synapses_per_neuron()
+        row: dict[str, Any] = {
+            "layer": pop.name,
+            "members": ",".join(pop.members),
+            "kind": pop.kind,
+            "neurons": pop.n,
+            "n_cores": len(ids),
+            "core": _range(ids),
+            "chip": _range([i // cpc for i in ids]),
+            "order": order,
+            "synapses": int(syn.sum()),
+            "fan_in_max": int(syn.max()) if len(syn) else 0,
+            "axons_in_max_per_core": int(sub["axons_in"].max()) if len(sub) else 0,
+            "axons_out_max_per_core": int(sub["axons_out"].max()) if len(sub) else 0,
+            "synapse_bits_max_per_core": int(sub["synapse_bits"].max()) if len(sub) else 0,
+            "split_by": sub["binding"].mode().iloc[0] if len(sub) and sub["binding"].any() else "",
+            "interchip_axons": remote_pairs.get(pop.name, 0),
+        }
+        if spikes is not None:
+            s = spikes.get(pop.name)
+            row["interchip_spikes_per_sample"] = (
+                float("nan") if s is None else float(s) * remote_pairs.get(pop.name, 0) / max(pop.n, 1)
+            )
+        layer_rows.append(row)
+        notes.extend(pop.notes)
+    layer_cols = ["members", "kind", "neurons", "n_cores", "core", "chip", "order", "synapses",
+                  "fan_in_max", "axons_in_max_per_core", "axons_out_max_per_core",
+                  "synapse_bits_max_per_core", "split_by", "interchip_axons"]
+    if spikes is not None:
+        layer_cols.append("interchip_spikes_per_sample")
+    layers_df = pd.DataFrame(layer_rows, columns=["layer", *layer_cols]).set_index("layer")
+
+    # --- rules
+    violations += _per_neuron_rules(pops, singles, lim, profile)
+    violations += _output_axon_rule(pops, parts, core_rows, out_axons, core_of, lim, profile)
+    violations += _crossbar_rule(graph, pops, profile)
+    violations += _chip_rules(pops, pop_cores, cores_used, chips_needed, cpc, chips_max, profile)
+    for pop in pops:
+        if pop.kind == "readout":
+            violations.append(Violation(
+                pop.name, "readout_without_neurons", "no neurons after weights", "neuron layer",
+                f"`{pop.name}`: no neuron layer follows it; counted as {pop.n} non-spiking "
+                "readout compartments",
+                f"add a neuron layer of {pop.n} neurons after `{pop.name}` (or read its "
+                "input spikes out and apply it on the host)",
+                WARNING,
+            ))
+
+    # --- notes
+    folded = sorted({p for pop in pops for p in pop.folded_pools})
+    if folded:
+        notes.append(
+            f"pooling folded into the next weight layer's connectivity: {', '.join(folded)} "
+            "(each source in a pooling window gets its own synapse)"
+        )
+    if any(not p.exact for p in pops):
+        names = ", ".join(p.name for p in pops if not p.exact)
+        notes.append(f"synapse counts of {names} are upper bounds (overlapping pooling windows, "
+                     "merged branches or padding modes reach a source twice)")
+    if lim.synapse_bits is not None or lim.overhead_bits:
+        notes.append(
+            f"synapses: {lim.weight_bits}-bit weights, rows of "
+            f"{lim.row_synapses or 'any number of'} synapses + {lim.row_header_bits} header bits "
+            f"rounded to {lim.word_bits}-bit words; sparse encoding adds {lim.overhead_bits} "
+            "index bits per synapse, the dense one stores every neuron of the core; the cheaper "
+            "per core is used. Weights shared across conv positions are not modelled, so conv "
+            "layers may need fewer cores on hardware"
+        )
+    if cores_used:
+        notes.append("neurons split in flat (C,H,W) or position-major (H,W,C) order, whichever "
+                     "needs fewer cores (column `order`)")
+    if chips_needed > 1:
+        total = sum(remote_pairs.values())
+        msg = (f"{chips_needed} chips: {total:,} (neuron, remote chip) pairs carry inter-chip "
+               "spikes")
+        if spikes is not None and "interchip_spikes_per_sample" in layers_df:
+            per = float(np.nansum(layers_df["interchip_spikes_per_sample"].to_numpy(float)))
+            msg += f"; about {per:,.0f} inter-chip spikes per sample (uniform firing per layer)"
+        notes.append(msg)
+
+    # --- summary
+    cores_available = cpc * (int(chips_max) if chips_max else 1)
+    summary: dict[str, Any] = {
+        "cores_used": int(cores_used),
+        "cores_available": int(cores_available),
+        "chips_needed": int(chips_needed),
+        "utilisation_pct": 100.0 * cores_used / cores_available if cores_available else 0.0,
+        "binding_constraint": _binding(cores_df, cores_used, cores_available, cpc, chips_needed),
+        "violations": 0,
+        "neurons": int(sum(p.n for p in pops)),
+        "synapses": int(layers_df["synapses"].sum()) if len(layers_df) else 0,
+        "synapse_bits": int(cores_df["synapse_bits"].sum()) if len(cores_df) else 0,
+    }
+    ts = profile.limit("timestep_s")
+    n_steps = _n_steps(analysis)
+    if ts is not None and n_steps:
+        summary["latency_s"] = float(ts) * n_steps
+        notes.append(f"latency_s = {n_steps} time steps x {ts} s per step (global tick)")
+    if spikes is not None and "interchip_spikes_per_sample" in layers_df:
+        summary["interchip_spikes_per_sample"] = float(
+            np.nansum(layers_df["interchip_spikes_per_sample"].to_numpy(float))
+        )
+    report = FitReport(chip, FAMILY, layers_df, cores_df, violations, summary, notes)
+    report.summary["violations"] = len(violations)
+    return report
+
+
+def _spikes_out(analysis: Any) -> dict[str, float] | None:
+    df = getattr(analysis, "layers", None)
+    if not isinstance(df, pd.DataFrame) or "spikes_out" not in df:
+        return None
+    return {str(k): float(v) for k, v in df["spikes_out"].items()}
+
+
+def _n_steps(analysis: Any) -> int | None:
+    df = getattr(analysis, "layers", None)
+    if isinstance(df, pd.DataFrame) and "n_steps" in df and len(df):
+        return int(df["n_steps"].max())
+    n = getattr(analysis, "n_steps", None)
+    if isinstance(n, (int, float, np.integer, np.floating)) and not isinstance(n, bool) and n > 0:
+        return int(round(float(n)))
+    return None
+
+
+def _binding(cores_df: pd.DataFrame, used: int, available: int, cpc: int, chips: int) -> str:
+    if not used:
+        return "none (no core count)"
+    if used > available:
+        return f"cores: {used:,} > {available:,} ({chips} chips of {cpc} cores)"
+    best, best_ratio = f"cores: {used:,} / {available:,}", used / available
+    for col, label in (("neurons_pct", "neurons per core"), ("axons_in_pct", "input axons per core"),
+                       ("axons_out_pct", "output axons per core"),
+                       ("synapse_bits_pct", "synapse memory per core")):
+        vals = cores_df[col].astype(float)
+        if vals.notna().any() and vals.max() / 100.0 > best_ratio:
+            best_ratio = vals.max() / 100.0
+            core = int(vals.idxmax())
+            best = f"{label} ({vals.max():.0f} % in core {core}, layer {cores_df.loc[core, 'layer']})"
+    return best
+
+
+def _per_neuron_rules(pops: list[Population], singles: Mapping[str, CoreUse],
+                      lim: CoreLimits, profile: ChipProfile) -> list[Violation]:
+    """A single neuron that no core can hold: too many inputs or too many synapse bits."""
+    out: list[Violation] = []
+    chip = profile.name
+    for pop in pops:
+        one = singles.get(pop.name)
+        syn = pop.synapses_per_neuron()
+        fan = int(syn.max()) if len(syn) else 0
+        if lim.axons_in is not None and one is not None and one.axons_in > lim.axons_in:
+            out.append(_fan_in_violation(pop, one.axons_in, lim.axons_in, "input axons per core",
+                                         chip))
+        elif lim.fan_in is not None and fan > lim.fan_in:
+            out.append(_fan_in_violation(pop, fan, lim.fan_in, "inputs per neuron", chip))
+        if lim.synapse_bits is not None and one is not None and one.synapse_bits > lim.synapse_bits:
+            per_syn = lim.weight_bits + lim.overhead_bits
+            out.append(Violation(
+                pop.name, "synapse_memory", one.synapse_bits, lim.synapse_bits,
+                f"`{pop.name}`: the synapses of one neuron need {one.synapse_bits:,} bits > "
+                f"{lim.synapse_bits:,} bits of synapse memory per core ({chip})",
+                f"reduce the fan-in of `{pop.name}` (about {lim.synapse_bits // per_syn:,} "
+                f"synapses of {per_syn} bits fit one core) or use fewer weight bits",
+            ))
+    return out
+
+
+def _fan_in_violation(pop: Population, needed: int, limit: int, what: str, chip: str) -> Violation:
+    return Violation(
+        pop.name, "fan_in", needed, limit,
+        f"`{pop.name}`: one neuron reads {needed:,} inputs > {limit:,} {what} ({chip})",
+        _fan_in_hint(pop, needed, limit),
+    )
+
+
+def _fan_in_hint(pop: Population, needed: int, limit: int) -> str:
+    factor = needed / limit
+    if len(pop.weight_nodes) == 1 and not pop.folded_pools:
+        return (f"cut each neuron's inputs by {factor:.2g}x to <= {limit:,}: fewer input channels "
+                "or features, a smaller kernel, or groups (e.g. split the layer into "
+                f"{math.ceil(factor)} layers of <= {limit:,} inputs and add their outputs in a "
+                "further neuron layer)")
+    return (f"cut each neuron's inputs by {factor:.2g}x to <= {limit:,} (pooling windows folded "
+            "in count once per source; smaller pools or fewer channels help)")
+
+
+def _output_axon_rule(pops: list[Population], parts: Mapping[str, tuple[str, list[CoreUse]]],
+                      core_rows: list[dict[str, Any]], out_axons: Mapping[str, np.ndarray],
+                      core_of: Mapping[str, np.ndarray], lim: CoreLimits,
+                      profile: ChipProfile) -> list[Violation]:
+    if lim.axons_out is None:
+        return []
+    out: list[Violation] = []
+    by_layer: dict[str, list[dict[str, Any]]] = {}
+    for r in core_rows:
+        if r["axons_out"] > lim.axons_out:
+            by_layer.setdefault(r["layer"], []).append(r)
+    for layer, rows in by_layer.items():
+        worst = max(rows, key=lambda r: r["axons_out"])
+        per_neuron = int(out_axons[layer].max())
+        k = max(1, lim.axons_out // max(per_neuron, 1))
+        out.append(Violation(
+            layer, "output_axons", worst["axons_out"], lim.axons_out,
+            f"`{layer}`: output axons {worst['axons_out']:,} > {lim.axons_out:,} per core "
+            f"(core {worst['core']}; {len(rows)} core(s) over) ({profile.name})",
+            f"a neuron of `{layer}` reaches up to {per_neuron} destination cores: put at most "
+            f"{k} of its neurons per core (set limits.neurons_per_core={k}) or make the next "
+            "layer use fewer, fuller cores",
+        ))
+    return out
+
+
+def _crossbar_rule(graph: LayerGraph, pops: list[Population], profile: ChipProfile) -> list[Violation]:
+    if not profile.limit("crossbar_binary", False):
+        return []
+    out = []
+    for pop in pops:
+        for w in pop.weight_nodes:
+            weight = getattr(graph[w].module, "weight", None)
+            if not isinstance(weight, torch.Tensor):
+                continue
+            vals = torch.unique(weight.detach()[weight.detach() != 0])
+            if len(vals) > 1:
+                out.append(Violation(
+                    w, "binary_crossbar", f"{len(vals)} distinct weights", "1 (binary crossbar)",
+                    f"`{w}`: {len(vals):,} distinct nonzero weights; {profile.name} synapses are "
+                    "binary crossbar bits (the weight comes from the source axon's type)",
+                    "binarise the weights (one magnitude, sign via axon type) or quantise them to "
+                    "the few per-neuron axon-type weights the chip offers",
+                    WARNING,
+                ))
+    return out
+
+
+def _chip_rules(pops: list[Population], pop_cores: Mapping[str, list[int]], cores_used: int,
+                chips_needed: int, cpc: int, chips_max: int | None,
+                profile: ChipProfile) -> list[Violation]:
+    out: list[Violation] = []
+    for pop in pops:
+        n = len(pop_cores.get(pop.name, []))
+        if n > cpc:
+            out.append(Violation(
+                pop.name, "layer_exceeds_chip", n, cpc,
+                f"`{pop.name}`: needs {n:,} cores > {cpc:,} cores per chip "
+                f"({math.ceil(n / cpc)} chips for this layer alone)",
+                f"shrink `{pop.name}` ({pop.n:,} neurons) to about {pop.n * cpc // n:,} neurons "
+                f"to fit one chip, or run it across {math.ceil(n / cpc)} chips",
+                WARNING,
+            ))
+    if chips_needed > 1:
+        over = chips_max is not None and chips_needed > int(chips_max)
+        limit = int(chips_max) if chips_max is not None else 1
+        out.append(Violation(
+            "(model)", "chips", chips_needed, limit,
+            f"needs {chips_needed} chips ({cores_used:,} cores > {cpc:,} per chip)"
+            + (f" > {limit} chips available" if over else ""),
+            f"reduce the model to <= {cpc * limit:,} cores (largest layers first) or "
+            f"use a system of {chips_needed} chips; spikes between chips cost extra energy and "
+            "latency",
+            ERROR if over else WARNING,
+        ))
+    return out
+
+
+register_family(
+    FamilySpec(
+        FAMILY,
+        LIMITS,
+        map_neurocore,
+        "many-core chips: layers split across cores by neurons, axons and synapse memory",
+    )
+)
