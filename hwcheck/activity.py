@@ -475,10 +475,20 @@ def _batches(data: Any) -> Iterable[torch.Tensor]:
 
 
 def _reset_states(model: torch.nn.Module) -> None:
+    """Forget sinabs neuron states, so that each batch starts from rest.
+
+    States are emptied rather than zeroed in place: sinabs then initialises them for the new
+    batch size, instead of resampling old states when the batch size changes.
+    """
+    try:
+        from sinabs.layers import StatefulLayer
+    except ImportError:  # pragma: no cover
+        return
     for m in model.modules():
-        if hasattr(m, "reset_states") and callable(m.reset_states) and m is not model:
-            if hasattr(m, "state_names"):
-                m.reset_states()
+        if isinstance(m, StatefulLayer):
+            for name, buf in list(m._buffers.items()):
+                if buf is not None:
+                    m._buffers[name] = torch.zeros(0, dtype=buf.dtype, device=buf.device)
 
 
 def analyze(
