@@ -668,6 +668,11 @@ def test_structure_violations():
     r = check(norm, 4, "xylo-audio2")
     v = only(r, "unsupported_layer", numeric_hint=False)
     assert v.layer == "ln" and "fold" in v.hint and not r.fits
+    # an ANN: the ReLU is reported, not the Linear -> Linear it leaves behind once skipped
+    ann = nn.Sequential(OrderedDict(a=nn.Linear(4, 8), relu=nn.ReLU(), c=nn.Linear(8, 2)))
+    r = check(ann, 4, "xylo-audio2")
+    assert only(r, "unsupported_layer", numeric_hint=False).layer == "relu"
+    assert not rule(r, "consecutive_weights") and rule(r, "output_not_neurons")
 
     two_lin = nn.Sequential(
         OrderedDict(

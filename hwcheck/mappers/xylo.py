@@ -315,6 +315,8 @@ def _parse(net: _Net) -> None:
         return out
 
     chain: list[LayerNode] = []
+    after_unsupported: set[str] = set()  # chain nodes right after an unsupported layer
+    pending_unsupported = False
     for node in g:
         # a Linear inside a recurrent layer (its rec_connect) is part of that layer
         if node.kind == "linear" and any(node.module_path.startswith(p) for p in rec_paths):
@@ -345,7 +347,11 @@ def _parse(net: _Net) -> None:
                 )
             )
             skipped.add(node.name)
+            pending_unsupported = True
             continue
+        if pending_unsupported:
+            after_unsupported.add(node.name)
+            pending_unsupported = False
         chain.append(node)
 
     # data flow: a chain, each node fed only by the previous one
@@ -388,6 +394,9 @@ def _parse(net: _Net) -> None:
                 )
                 i += 1
             elif nxt.kind == "linear":
+                if nxt.name in after_unsupported:  # a consequence of the unsupported layer
+                    i += 1
+                    continue
                 net.structure.append(
                     Violation(
                         nxt.name,
@@ -405,6 +414,9 @@ def _parse(net: _Net) -> None:
                 net.pairs.append((node, nxt))
                 i += 2
         else:
+            if node.name in after_unsupported:  # a consequence of the unsupported layer
+                i += 1
+                continue
             what = "the model input" if i == 0 else f"`{chain[i - 1].name}`"
             net.structure.append(
                 Violation(
