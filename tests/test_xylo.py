@@ -529,6 +529,8 @@ def test_time_constant_error_is_reported_and_warned():
     assert "15.5" in v.hint and "31.5" in v.hint  # the representable neighbours of 20 steps
     tc = time_constants(hwcheck.describe(model, (4,)), dt)
     assert tc.loc["lif1", "tau_mem_eff_s"] == pytest.approx(eff_mem * dt, rel=1e-9)
+    empty = time_constants(hwcheck.describe(nn.Sequential(nn.Linear(3, 4)), (3,)))
+    assert len(empty) == 0 and list(empty.columns) == list(tc.columns)
     # tau 16 steps: dash 4 represents it within 10 % -> no warning
     r16 = check(mlp(4, [6], 3, neuron=lambda: sl.LIF(tau_mem=16.0)), 4, "xylo-audio2")
     assert not rule(r16, "time_constant")

@@ -544,9 +544,12 @@ def time_constants(graph: LayerGraph, dt: float = DEFAULT_DT_S) -> pd.DataFrame:
     rows = {}
     for node in graph.by_kind("spiking"):
         rows[node.name] = _tau_row(node, dt)
-    cols = [f"{p}_{c}" for c in ("mem", "syn") for p in ("tau", "dash", "tau_eff", "tau_err")]
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    return df if len(df) else pd.DataFrame(columns=cols)
+    cols = [
+        col
+        for w in ("mem", "syn")
+        for col in (f"tau_{w}_s", f"dash_{w}", f"tau_{w}_eff_s", f"tau_{w}_err_pct")
+    ]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
 
 
 def _tau_row(node: LayerNode, dt: float) -> dict[str, float]:
