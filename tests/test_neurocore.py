@@ -1,0 +1,576 @@
+"""Neurocore family (Loihi, Loihi 2, TrueNorth, SpiNNaker 1/2): partition, rules and profiles.
+
+Every core count is checked against a brute force written here: explicit per-neuron input lists
+built with Python loops from the weights (not torch ops), the synapse encoding re-implemented
+from nengo-loihi's ``SynapseConfig.bits_per_axon`` description, and the fewest cores over every
+contiguous split (dynamic programming over all blocks; exhaustive enumeration on a tiny layer).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import sinabs.layers as sl
+import torch
+from torch import nn
+
+from hwcheck.graph import describe
+from hwcheck.mappers.base import ERROR, WARNING
+from hwcheck.mappers.neurocore import (
+    build_populations,
+    core_limits,
+    map_neurocore,
+    partition,
+    row_bits,
+    synapse_bits,
+)
+from hwcheck.profiles import load_profile, parse_profile
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small autograd batches: threads only add overhead (and contention on shared machines)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def tiny_profile(name: str = "tiny", **limits) -> object:
+    data = {
+        "name": name,
+        "family": "neurocore",
+        "limits": {
+            k: {"value": v, "unit": "", "source": "test", "kind": "spec"} for k, v in limits.items()
+        },
+    }
+    return parse_profile(data, f"<{name}>")
+
+
+LOIHI_LIKE = dict(weight_bits=8, synapse_overhead_bits=10, synapse_row_header_bits=10,
+                  synapse_row_synapses=64, synapse_word_bits=64)
+
+
+# ---------------------------------------------------------------- brute force, by explicit loops
+
+
+def conv_rows(w: torch.Tensor, in_shape, stride, padding, dilation, groups) -> list[dict[int, int]]:
+    """Per output neuron (flat C,H,W order): {input flat index: synapse count}, nonzero weights."""
+    c_in, h, wd = in_shape
+    c_out, cpg, kh, kw = w.shape
+    (sy, sx), (py, px), (dy, dx) = stride, padding, dilation
+    ho = (h + 2 * py - dy * (kh - 1) - 1) // sy + 1
+    wo = (wd + 2 * px - dx * (kw - 1) - 1) // sx + 1
+    rows = []
+    for o in range(c_out):
+        g = o // (c_out // groups)
+        for y in range(ho):
+            for x in range(wo):
+                d: dict[int, int] = {}
+                for ci in range(cpg):
+                    c = g * cpg + ci
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            iy, ix = y * sy - py + ky * dy, x * sx - px + kx * dx
+                            if 0 <= iy < h and 0 <= ix < wd and w[o, ci, ky, kx] != 0:
+                                key = (c * h + iy) * wd + ix
+                                d[key] = d.get(key, 0) + 1
+                rows.append(d)
+    return rows
+
+
+def pool_windows(in_shape, k: int) -> list[list[int]]:
+    """Sources of each output of a k x k pool with stride k (flat C,H,W order)."""
+    c, h, w = in_shape
+    out = []
+    for ch in range(c):
+        for y in range(h // k):
+            for x in range(w // k):
+                out.append([(ch * h + y * k + a) * w + x * k + b for a in range(k) for b in range(k)])
+    return out
+
+
+def compose(rows: list[dict[int, int]], windows: list[list[int]]) -> list[dict[int, int]]:
+    out = []
+    for d in rows:
+        e: dict[int, int] = {}
+        for p, cnt in d.items():
+            for s in windows[p]:
+                e[s] = e.get(s, 0) + cnt
+        out.append(e)
+    return out
+
+
+def linear_rows(w: torch.Tensor) -> list[dict[int, int]]:
+    return [{j: 1 for j in range(w.shape[1]) if w[o, j] != 0} for o in range(w.shape[0])]
+
+
+def axon_bits_ref(n: int, bits_per_synapse: int, header: int, per_row: int | None, word: int) -> int:
+    """nengo-loihi bits_per_axon, re-implemented with a loop over rows."""
+    if n == 0:
+        return 0
+    per_row = per_row or n
+    bits = 0
+    for i in range(0, n, per_row):
+        k = min(n - i, per_row)
+        raw = k * bits_per_synapse + header
+        bits += math.ceil(raw / word) * word
+    return bits
+
+
+def block_needs(rows: list[dict[int, int]], lim: dict) -> tuple[int, int, int]:
+    """(neurons, input axons, synapse bits) of one core holding ``rows``."""
+    per_axon: dict[int, int] = {}
+    for d in rows:
+        for s, c in d.items():
+            per_axon[s] = per_axon.get(s, 0) + c
+    wb, ov = lim.get("weight_bits", 8), lim.get("synapse_overhead_bits", 0)
+    hdr, per_row = lim.get("synapse_row_header_bits", 0), lim.get("synapse_row_synapses")
+    word = lim.get("synapse_word_bits", 1)
+    sparse = sum(axon_bits_ref(n, wb + ov, hdr, per_row, word) for n in per_axon.values())
+    bits = sparse
+    if ov > 0:
+        dense = sum(axon_bits_ref(len(rows), wb, hdr, per_row, word) for _ in per_axon)
+        bits = min(sparse, dense)
+    return len(rows), len(per_axon), bits
+
+
+def feasible(needs: tuple[int, int, int], lim: dict) -> bool:
+    n, axons, bits = needs
+    return (
+        n <= lim.get("neurons_per_core", n)
+        and axons <= lim.get("input_axons_per_core", axons)
+        and bits <= lim.get("synapse_memory_bits_per_core", bits)
+    )
+
+
+def fewest_cores(rows: list[dict[int, int]], lim: dict) -> int:
+    """Fewest cores over all contiguous splits (DP over every block [i, j))."""
+    n = len(rows)
+    best = [0] + [math.inf] * n
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            if not feasible(block_needs(rows[i:j], lim), lim):
+                if j - i > 1:
+                    break  # longer blocks ending at j are infeasible too (monotone needs)
+                best[j] = min(best[j], best[i] + 1)  # a neuron alone that fits nowhere
+                continue
+            best[j] = min(best[j], best[i] + 1)
+    return int(best[n])
+
+
+def relax(rows: list[dict[int, int]], lim: dict) -> dict:
+    """``lim`` without the per-core limits that one neuron alone already exceeds."""
+    worst = [block_needs([r], lim) for r in rows]
+    out = dict(lim)
+    if "input_axons_per_core" in lim and max(w[1] for w in worst) > lim["input_axons_per_core"]:
+        del out["input_axons_per_core"]
+    if ("synapse_memory_bits_per_core" in lim
+            and max(w[2] for w in worst) > lim["synapse_memory_bits_per_core"]):
+        del out["synapse_memory_bits_per_core"]
+    return out
+
+
+def ordered(rows: list, shape: tuple[int, ...], order: str) -> list:
+    if order == "C,H,W" or len(shape) < 2:
+        return rows
+    c, rest = shape[0], math.prod(shape[1:])
+    return [rows[ch * rest + p] for p in range(rest) for ch in range(c)]
+
+
+def population(model: nn.Module, in_shape, name: str):
+    pops, violations, _ = build_populations(describe(model, in_shape))
+    assert not violations
+    return next(p for p in pops if p.name == name)
+
+
+def sparse_conv(*args, zero_frac: float = 0.3, seed: int = 0, **kw) -> nn.Conv2d:
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(*args, **kw)
+    with torch.no_grad():
+        conv.weight[torch.rand_like(conv.weight) < zero_frac] = 0.0
+    return conv
+
+
+# ---------------------------------------------------------------- partition vs brute force
+
+CONV_CASES = [
+    # in_ch, out_ch, hw, kernel, stride, padding, dilation, groups
+    (2, 3, 6, 3, 1, 1, 1, 1),
+    (2, 4, 7, 3, 2, 0, 1, 2),
+    (3, 2, 7, 3, 1, 2, 2, 1),
+    (4, 4, 5, 2, 1, 0, 1, 4),
+]
+LIMIT_SETS = [
+    dict(neurons_per_core=7, input_axons_per_core=20, synapse_memory_bits_per_core=1100, **LOIHI_LIKE),
+    dict(neurons_per_core=9, input_axons_per_core=14, synapse_memory_bits_per_core=90,
+         weight_bits=2),
+    dict(neurons_per_core=5, synapse_memory_bits_per_core=600, **LOIHI_LIKE),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("lim", LIMIT_SETS)
+def test_conv_partition_matches_brute_force(case, lim):
+    cin, cout, hw, k, s, p, d, g = case
+    conv = sparse_conv(cin, cout, k, stride=s, padding=p, dilation=d, groups=g, seed=sum(case))
+    model = nn.Sequential(conv, sl.IAFSqueeze(batch_size=1))
+    pop = population(model, (cin, hw, hw), "1")
+    rows = conv_rows(conv.weight.detach(), (cin, hw, hw), (s, s), (p, p), (d, d), g)
+    assert len(rows) == pop.n
+    assert pop.synapses_per_neuron().tolist() == [sum(r.values()) for r in rows]
+    climits = core_limits(tiny_profile(cores_per_chip=128, **lim))
+    for order in ("C,H,W", "H,W,C"):
+        seq = ordered(rows, pop.shape, order)
+        cores = partition(pop, climits, order)
+        assert len(cores) == fewest_cores(seq, lim), order
+        for c in cores:  # every core's figures match the explicit count of its block
+            n, axons, bits = block_needs(seq[c.start:c.end], lim)
+            assert (c.neurons, c.axons_in, c.synapse_bits) == (n, axons, bits)
+            assert c.synapses == sum(sum(r.values()) for r in seq[c.start:c.end])
+        assert sum(c.neurons for c in cores) == pop.n
+    # the mapper keeps the better order; a limit that one neuron alone exceeds is reported and
+    # left out of the count
+    report = map_neurocore(describe(model, (cin, hw, hw)),
+                           tiny_profile(cores_per_chip=128, **lim))
+    relaxed = relax(rows, lim)
+    best = min(fewest_cores(ordered(rows, pop.shape, o), relaxed) for o in ("C,H,W", "H,W,C"))
+    assert report.layers.loc["1", "n_cores"] == best
+    rules = {v.rule for v in report.violation_list}
+    assert ("fan_in" in rules) == ("input_axons_per_core" not in relaxed and
+                                   "input_axons_per_core" in lim)
+    assert ("synapse_memory" in rules) == ("synapse_memory_bits_per_core" not in relaxed and
+                                           "synapse_memory_bits_per_core" in lim)
+
+
+@pytest.mark.parametrize("lim", LIMIT_SETS[:2])
+def test_pool_folded_into_conv_matches_brute_force(lim):
+    conv = sparse_conv(2, 3, 3, padding=1, seed=3)
+    model = nn.Sequential(nn.Identity(), sl.IAFSqueeze(batch_size=1), sl.SumPool2d(2), conv,
+                          sl.IAFSqueeze(batch_size=1))
+    pop = population(model, (2, 8, 8), "4")
+    assert pop.exact and pop.folded_pools == ("2",)
+    rows = compose(conv_rows(conv.weight.detach(), (2, 4, 4), (1, 1), (1, 1), (1, 1), 1),
+                   pool_windows((2, 8, 8), 2))
+    assert pop.synapses_per_neuron().tolist() == [sum(r.values()) for r in rows]
+    climits = core_limits(tiny_profile(cores_per_chip=128, **lim))
+    for order in ("C,H,W", "H,W,C"):
+        seq = ordered(rows, pop.shape, order)
+        cores = partition(pop, climits, order)
+        assert len(cores) == fewest_cores(seq, lim)
+        for c in cores:
+            assert (c.neurons, c.axons_in, c.synapse_bits) == block_needs(seq[c.start:c.end], lim)
+
+
+def test_linear_partition_matches_brute_force():
+    torch.manual_seed(1)
+    fc = nn.Linear(30, 23)
+    with torch.no_grad():
+        fc.weight[torch.rand_like(fc.weight) < 0.6] = 0.0
+    model = nn.Sequential(fc, sl.IAFSqueeze(batch_size=1))
+    pop = population(model, (30,), "1")
+    rows = linear_rows(fc.weight.detach())
+    for lim in (dict(neurons_per_core=8, input_axons_per_core=21, **LOIHI_LIKE),
+                dict(synapse_memory_bits_per_core=40, weight_bits=1),
+                dict(neurons_per_core=6, synapse_memory_bits_per_core=1500, **LOIHI_LIKE)):
+        cores = partition(pop, core_limits(tiny_profile(cores_per_chip=4, **lim)))
+        assert len(cores) == fewest_cores(rows, lim)
+        for c in cores:
+            assert (c.neurons, c.axons_in, c.synapse_bits) == block_needs(rows[c.start:c.end], lim)
+
+
+def test_tiny_layer_matches_exhaustive_enumeration():
+    """Every one of the 2^(n-1) contiguous splits of a 10-neuron layer, enumerated."""
+    torch.manual_seed(7)
+    fc = nn.Linear(12, 10)
+    with torch.no_grad():
+        fc.weight[torch.rand_like(fc.weight) < 0.5] = 0.0
+    rows = linear_rows(fc.weight.detach())
+    lim = dict(input_axons_per_core=9, synapse_memory_bits_per_core=30, weight_bits=1)
+    n = len(rows)
+    best = math.inf
+    for cuts in itertools.product((0, 1), repeat=n - 1):
+        bounds = [0] + [i + 1 for i, c in enumerate(cuts) if c] + [n]
+        blocks = list(zip(bounds[:-1], bounds[1:], strict=True))
+        if all(feasible(block_needs(rows[a:b], lim), lim) for a, b in blocks):
+            best = min(best, len(blocks))
+    assert best == fewest_cores(rows, lim)
+    pop = population(nn.Sequential(fc, sl.IAFSqueeze(batch_size=1)), (12,), "1")
+    assert len(partition(pop, core_limits(tiny_profile(cores_per_chip=4, **lim)))) == best
+
+
+def test_synapse_bits_match_the_row_formula():
+    lim = core_limits(tiny_profile(cores_per_chip=1, **LOIHI_LIKE))
+    for n in range(0, 300):
+        assert row_bits(np.int64(n), 18, lim) == axon_bits_ref(n, 18, 10, 64, 64)
+    counts = np.array([0, 1, 5, 64, 65, 200])
+    sparse = sum(axon_bits_ref(int(c), 18, 10, 64, 64) for c in counts)
+    dense = 5 * axon_bits_ref(3, 8, 10, 64, 64)
+    assert synapse_bits(counts, 3, lim) == min(sparse, dense) == dense
+    assert synapse_bits(counts, 300, lim) == sparse
+
+
+# ---------------------------------------------------------------- report shape
+
+
+def test_report_tables_and_summary_on_loihi():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), sl.IAFSqueeze(batch_size=1),
+                          sl.SumPool2d(2), nn.Flatten(), nn.Linear(8 * 8 * 8, 100),
+                          sl.IAFSqueeze(batch_size=1))
+    report = map_neurocore(describe(model, (2, 16, 16)), load_profile("loihi"))
+    assert report.fits, str(report)
+    layers = report.layers
+    assert list(layers.index) == ["1", "5"]
+    assert layers.loc["1", "members"] == "0,1" and layers.loc["5", "members"] == "2,3,4,5"
+    # conv layer: 2048 neurons, neuron-bound at 1024 per core
+    assert layers.loc["1", "neurons"] == 2048 and layers.loc["1", "n_cores"] == 2
+    assert layers.loc["1", "core"] == "0-1"
+    # linear over the folded 2x2 sum pool: every neuron reads all 2048 sources
+    assert layers.loc["5", "fan_in_max"] == 2048
+    assert layers.loc["5", "axons_in_max_per_core"] == 2048
+    cores = report.cores
+    assert len(cores) == report.summary["cores_used"] == layers["n_cores"].sum()
+    assert (cores["synapse_bits"] <= 1048576).all() and (cores["neurons"] <= 1024).all()
+    assert cores["neurons"].groupby(cores["layer"]).sum().to_dict() == {"1": 2048, "5": 100}
+    s = report.summary
+    assert s["cores_available"] == 128 and s["chips_needed"] == 1
+    assert s["utilisation_pct"] == pytest.approx(100 * s["cores_used"] / 128)
+    assert s["violations"] == 0 and s["binding_constraint"]
+    assert any("pooling folded" in n for n in report.notes)
+
+
+# ---------------------------------------------------------------- rules (one test per rule)
+
+
+def _one(report, rule):
+    found = [v for v in report.violation_list if v.rule == rule]
+    assert len(found) == 1, [str(v) for v in report.violation_list]
+    assert found[0].hint
+    return found[0]
+
+
+def test_rule_fan_in_truenorth_linear():
+    model = nn.Sequential(nn.Linear(300, 10), sl.IAFSqueeze(batch_size=1))
+    v = _one(map_neurocore(describe(model, (300,)), load_profile("truenorth")), "fan_in")
+    assert (v.layer, v.needed, v.limit, v.severity) == ("1", 300, 256, ERROR)
+    assert "300 inputs > 256" in v.message and "256" in v.hint
+
+
+def test_rule_fan_in_truenorth_conv_hint_names_the_change():
+    model = nn.Sequential(nn.Conv2d(32, 4, 3), sl.IAFSqueeze(batch_size=1))
+    v = _one(map_neurocore(describe(model, (32, 5, 5)), load_profile("truenorth")), "fan_in")
+    assert (v.needed, v.limit) == (32 * 9, 256)
+    assert "kernel" in v.hint and "<= 256" in v.hint
+
+
+def test_rule_synapse_memory_of_one_neuron():
+    # 100 inputs -> each axon stores one synapse: a 64-bit row (18 + 10 bits, rounded)
+    prof = load_profile("loihi", overrides={"limits.synapse_memory_bits_per_core": 1000})
+    model = nn.Sequential(nn.Linear(100, 5), sl.IAFSqueeze(batch_size=1))
+    v = _one(map_neurocore(describe(model, (100,)), prof), "synapse_memory")
+    assert (v.needed, v.limit) == (100 * 64, 1000) and "fewer weight bits" in v.hint
+
+
+def test_rule_output_axons():
+    # layer 2 needs 4 cores of 10, each reading all 50 neurons of layer 1: every layer-1 neuron
+    # sends 4 output axons, so a layer-1 core of 10 neurons needs 40 > 30
+    prof = tiny_profile(cores_per_chip=128, neurons_per_core=10, output_axons_per_core=30)
+    model = nn.Sequential(nn.Linear(20, 50), sl.IAFSqueeze(batch_size=1), nn.Linear(50, 40),
+                          sl.IAFSqueeze(batch_size=1))
+    report = map_neurocore(describe(model, (20,)), prof)
+    v = _one(report, "output_axons")
+    assert (v.layer, v.needed, v.limit) == ("1", 40, 30)
+    assert "at most 7" in v.hint
+    assert report.cores.loc[report.cores["layer"] == "1", "axons_out"].tolist() == [40] * 5
+    assert report.layers.loc["1", "axons_out_max_per_core"] == 40
+
+
+def test_rule_layer_too_large_for_one_chip_reports_chips():
+    model = nn.Sequential(nn.Linear(2, 140_000), sl.IAFSqueeze(batch_size=1))
+    report = map_neurocore(describe(model, (2,)), load_profile("loihi"))
+    v = _one(report, "layer_exceeds_chip")
+    assert (v.needed, v.limit, v.severity) == (math.ceil(140_000 / 1024), 128, WARNING)
+    assert "2 chips" in v.message
+    chips = _one(report, "chips")
+    assert (chips.needed, chips.limit, chips.severity) == (2, 1, WARNING)
+    assert report.summary["chips_needed"] == 2 and report.layers.loc["1", "chip"] == "0-1"
+
+
+def test_rule_chips_is_an_error_beyond_chips_max():
+    prof = tiny_profile(cores_per_chip=2, neurons_per_core=4, chips_max=2)
+    model = nn.Sequential(nn.Linear(3, 20), sl.IAFSqueeze(batch_size=1))
+    report = map_neurocore(describe(model, (3,)), prof)
+    v = _one(report, "chips")
+    assert (v.needed, v.limit, v.severity) == (3, 2, ERROR)  # 5 cores / 2 per chip
+    assert not report.fits and report.summary["cores_available"] == 4
+
+
+def test_rule_batchnorm():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), sl.IAFSqueeze(batch_size=1))
+    v = _one(map_neurocore(describe(model, (1, 5, 5)), load_profile("loihi")), "batchnorm")
+    assert (v.layer, v.severity) == ("1", ERROR) and "fold" in v.hint.lower()
+
+
+def test_rule_unsupported_layer_relu():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    v = _one(map_neurocore(describe(model, (4,)), load_profile("loihi")), "unsupported_layer")
+    assert (v.layer, v.needed, v.limit) == ("1", "ReLU", "spiking neurons")
+
+
+def test_rule_max_pool():
+    model = nn.Sequential(sl.IAFSqueeze(batch_size=1), nn.MaxPool2d(2), nn.Conv2d(1, 2, 1),
+                          sl.IAFSqueeze(batch_size=1))
+    v = _one(map_neurocore(describe(model, (1, 4, 4)), load_profile("loihi")), "max_pool")
+    assert v.layer == "1" and "AvgPool" in v.hint
+
+
+def test_rule_weight_chain():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 1), sl.IAFSqueeze(batch_size=1))
+    report = map_neurocore(describe(model, (1, 5, 5)), load_profile("loihi"))
+    v = _one(report, "weight_chain")
+    assert (v.layer, v.severity) == ("0", ERROR) and "`1`" in v.message
+    assert report.layers.loc["0", "kind"] == "chained"  # counted as if neurons followed it
+    assert not [x for x in report.violation_list if x.rule == "readout_without_neurons"]
+
+
+def test_rule_readout_without_neurons():
+    model = nn.Sequential(nn.Linear(4, 6), sl.IAFSqueeze(batch_size=1), nn.Linear(6, 3))
+    report = map_neurocore(describe(model, (4,)), load_profile("loihi"))
+    v = _one(report, "readout_without_neurons")
+    assert (v.layer, v.severity) == ("2", WARNING) and "3 neurons" in v.hint
+    assert report.layers.loc["2", "neurons"] == 3
+
+
+def test_rule_binary_crossbar_truenorth():
+    fc = nn.Linear(8, 4)
+    model = nn.Sequential(fc, sl.IAFSqueeze(batch_size=1))
+    v = _one(map_neurocore(describe(model, (8,)), load_profile("truenorth")), "binary_crossbar")
+    assert v.severity == WARNING and v.needed == "32 distinct weights"
+    with torch.no_grad():
+        fc.weight.fill_(0.5)
+    report = map_neurocore(describe(model, (8,)), load_profile("truenorth"))
+    assert not [x for x in report.violation_list if x.rule == "binary_crossbar"]
+
+
+class _CatWidth(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(1, 2, 3, padding=1)
+        self.n = sl.IAFSqueeze(batch_size=1)
+
+    def forward(self, x):
+        return self.n(torch.cat([self.a(x), self.b(x)[..., :2]], dim=-1))
+
+
+def test_rule_unsupported_connectivity():
+    report = map_neurocore(describe(_CatWidth(), (1, 4, 4)), load_profile("loihi"))
+    v = _one(report, "unsupported_connectivity")
+    assert v.layer == "n" and v.severity == ERROR and "concatenation" in v.hint
+
+
+# ---------------------------------------------------------------- multi-chip traffic, latency
+
+
+def test_interchip_pairs_output_axons_and_spikes_by_hand():
+    # 2 neurons per core, 2 cores per chip: layer 1 (8 neurons) -> cores 0-3 (chips 0, 1);
+    # layer 3 (6 neurons) -> cores 4-6 (chips 2, 3). Every layer-3 core reads all 8 layer-1
+    # neurons, so each layer-1 neuron has 3 output axons and 2 remote chips.
+    prof = tiny_profile(cores_per_chip=2, neurons_per_core=2)
+    model = nn.Sequential(nn.Linear(6, 8), sl.IAFSqueeze(batch_size=1), nn.Linear(8, 6),
+                          sl.IAFSqueeze(batch_size=1))
+    graph = describe(model, (6,))
+    analysis = SimpleNamespace(layers=pd.DataFrame({"spikes_out": [0.0, 10.0, 0.0, 4.0]},
+                                                   index=["0", "1", "2", "3"]), n_steps=20)
+    report = map_neurocore(graph, prof, analysis)
+    assert report.layers["core"].tolist() == ["0-3", "4-6"]
+    assert report.layers["chip"].tolist() == ["0-1", "2-3"]
+    assert report.cores["axons_out"].tolist() == [6, 6, 6, 6, 0, 0, 0]
+    assert report.layers.loc["1", "interchip_axons"] == 8 * 2
+    assert report.layers.loc["1", "interchip_spikes_per_sample"] == pytest.approx(10 * 16 / 8)
+    assert report.summary["interchip_spikes_per_sample"] == pytest.approx(20.0)
+    assert "latency_s" not in report.summary  # no time step in this profile
+
+
+def test_latency_from_the_global_tick():
+    model = nn.Sequential(nn.Linear(4, 3), sl.IAFSqueeze(batch_size=1))
+    analysis = SimpleNamespace(layers=pd.DataFrame({"spikes_out": [0.0, 1.0]}, index=["0", "1"]),
+                               n_steps=50.0)
+    report = map_neurocore(describe(model, (4,)), load_profile("truenorth"), analysis)
+    assert report.summary["latency_s"] == pytest.approx(0.05)
+
+
+def test_recurrent_layer_reads_itself():
+    model = nn.Sequential(nn.Linear(4, 3), sl.IAFRecurrent(rec_connect=nn.Linear(3, 3)))
+    with torch.no_grad():
+        model[1].rec_connect.weight.copy_(torch.tensor([[0, 1, 1], [1, 0, 1], [1, 1, 0.0]]))
+    report = map_neurocore(describe(model, (4,)), load_profile("loihi"))
+    assert report.layers.loc["1", "fan_in_max"] == 4 + 2
+    assert report.layers.loc["1", "axons_in_max_per_core"] == 4 + 3
+
+
+# ---------------------------------------------------------------- unknown limits stay unknown
+
+
+def test_loihi2_notes_unknown_limits_instead_of_checking():
+    model = nn.Sequential(nn.Linear(5000, 20), sl.IAFSqueeze(batch_size=1))
+    report = map_neurocore(describe(model, (5000,)), load_profile("loihi2"))
+    for key in ("input_axons_per_core", "output_axons_per_core", "synapse_memory_bits_per_core"):
+        assert f"not checked: {key} unknown for loihi2" in report.notes
+    assert report.fits and report.summary["cores_used"] == 1  # 20 neurons <= 8192
+
+
+def test_spinnaker2_without_neurons_per_core_makes_no_core_count():
+    model = nn.Sequential(nn.Linear(5, 300), sl.IAFSqueeze(batch_size=1))
+    graph = describe(model, (5,))
+    report = map_neurocore(graph, load_profile("spinnaker2"))
+    assert report.summary["cores_used"] == 0 and report.layers.loc["1", "n_cores"] == 0
+    assert "not checked: neurons_per_core unknown for spinnaker2" in report.notes
+    with_default = load_profile("spinnaker2", overrides={"limits.neurons_per_core": 256})
+    assert map_neurocore(graph, with_default).summary["cores_used"] == 2
+
+
+# ---------------------------------------------------------------- profiles: figures and sources
+
+
+def test_loihi_profile_figures_and_sources():
+    p = load_profile("loihi")
+    assert p.family == "neurocore"
+    assert {k: p.limit(k) for k in ("cores_per_chip", "neurons_per_core", "input_axons_per_core",
+                                    "output_axons_per_core", "synapse_memory_bits_per_core")} == {
+        "cores_per_chip": 128, "neurons_per_core": 1024, "input_axons_per_core": 4096,
+        "output_axons_per_core": 4096, "synapse_memory_bits_per_core": 16384 * 64}
+    syn = p.energy["synop_pJ"]
+    assert (syn.value, syn.low, syn.high) == (pytest.approx(23.6 + 3.5), 24.0, 35.5)
+    assert "keras-spiking" in syn.source and "DAVIES18" in syn.source and "SANA-FE" in syn.source
+    assert syn.kind == "model"  # Davies 2018: pre-silicon simulation, not a measurement
+    neu = p.energy["neuron_update_pJ"]
+    assert neu.value == 81.0 and neu.low == pytest.approx(51.2 + 21.6)
+    assert "timestep_overhead_pJ" not in p.energy  # SANA-FE's barrier is a time, not an energy
+    assert "barrier" in p.description
+    for _, fig in p.figures():
+        assert fig.source.strip()
+
+
+def test_other_neurocore_profiles():
+    l2 = load_profile("loihi2")
+    assert l2.limit("neurons_per_core") == 8192 and l2.limits["neurons_per_core"].kind == "derived"
+    assert "synop_pJ" not in l2.energy and "neuron_update_pJ" not in l2.energy
+    st = l2.energy["static_power_mW"]
+    assert (st.low, st.high, st.kind) == (232.0, 282.0, "measured") and "lava-dl" in st.source
+    tn = load_profile("truenorth")
+    assert tn.energy["synop_pJ"].value == 26.0 and "static" in tn.energy["synop_pJ"].note
+    assert tn.limit("crossbar_binary") is True and tn.limit("timestep_s") == 0.001
+    assert tn.neuron_update == "none"
+    sp = load_profile("spinnaker")
+    assert (sp.limit("cores_per_chip"), sp.limit("neurons_per_core")) == (18, 256)
+    assert (sp.energy["synop_pJ"].value, sp.energy["neuron_update_pJ"].value) == (13300.0, 26000.0)
+    s2 = load_profile("spinnaker2")
+    assert s2.limit("cores_per_chip") == 152 and s2.limit("neurons_per_core") is None
+    assert (s2.energy["synop_pJ"].value, s2.energy["neuron_update_pJ"].value) == (450.0, 2190.0)
+    assert "prototype" in s2.energy["synop_pJ"].note
