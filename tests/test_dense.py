@@ -32,8 +32,11 @@ def test_dense_profiles_carry_keras_spiking_figures(name):
 def _model() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(2, 4, 3), sl.IAFSqueeze(batch_size=1), nn.Flatten(),
-        nn.Linear(4 * 4 * 4, 10, bias=False), sl.LIFSqueeze(tau_mem=10.0, tau_syn=5.0, batch_size=1),
+        nn.Conv2d(2, 4, 3),
+        sl.IAFSqueeze(batch_size=1),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 10, bias=False),
+        sl.LIFSqueeze(tau_mem=10.0, tau_syn=5.0, batch_size=1),
     )
 
 

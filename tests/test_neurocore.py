@@ -52,8 +52,13 @@ def tiny_profile(name: str = "tiny", **limits) -> object:
     return parse_profile(data, f"<{name}>")
 
 
-LOIHI_LIKE = dict(weight_bits=8, synapse_overhead_bits=10, synapse_row_header_bits=10,
-                  synapse_row_synapses=64, synapse_word_bits=64)
+LOIHI_LIKE = dict(
+    weight_bits=8,
+    synapse_overhead_bits=10,
+    synapse_row_header_bits=10,
+    synapse_row_synapses=64,
+    synapse_word_bits=64,
+)
 
 
 # ---------------------------------------------------------------- brute force, by explicit loops
@@ -91,7 +96,9 @@ def pool_windows(in_shape, k: int) -> list[list[int]]:
     for ch in range(c):
         for y in range(h // k):
             for x in range(w // k):
-                out.append([(ch * h + y * k + a) * w + x * k + b for a in range(k) for b in range(k)])
+                out.append(
+                    [(ch * h + y * k + a) * w + x * k + b for a in range(k) for b in range(k)]
+                )
     return out
 
 
@@ -110,7 +117,9 @@ def linear_rows(w: torch.Tensor) -> list[dict[int, int]]:
     return [{j: 1 for j in range(w.shape[1]) if w[o, j] != 0} for o in range(w.shape[0])]
 
 
-def axon_bits_ref(n: int, bits_per_synapse: int, header: int, per_row: int | None, word: int) -> int:
+def axon_bits_ref(
+    n: int, bits_per_synapse: int, header: int, per_row: int | None, word: int
+) -> int:
     """nengo-loihi bits_per_axon, re-implemented with a loop over rows."""
     if n == 0:
         return 0
@@ -170,8 +179,10 @@ def relax(rows: list[dict[int, int]], lim: dict) -> dict:
     out = dict(lim)
     if "input_axons_per_core" in lim and max(w[1] for w in worst) > lim["input_axons_per_core"]:
         del out["input_axons_per_core"]
-    if ("synapse_memory_bits_per_core" in lim
-            and max(w[2] for w in worst) > lim["synapse_memory_bits_per_core"]):
+    if (
+        "synapse_memory_bits_per_core" in lim
+        and max(w[2] for w in worst) > lim["synapse_memory_bits_per_core"]
+    ):
         del out["synapse_memory_bits_per_core"]
     return out
 
@@ -207,9 +218,12 @@ CONV_CASES = [
     (4, 4, 5, 2, 1, 0, 1, 4),
 ]
 LIMIT_SETS = [
-    dict(neurons_per_core=7, input_axons_per_core=20, synapse_memory_bits_per_core=1100, **LOIHI_LIKE),
-    dict(neurons_per_core=9, input_axons_per_core=14, synapse_memory_bits_per_core=90,
-         weight_bits=2),
+    dict(
+        neurons_per_core=7, input_axons_per_core=20, synapse_memory_bits_per_core=1100, **LOIHI_LIKE
+    ),
+    dict(
+        neurons_per_core=9, input_axons_per_core=14, synapse_memory_bits_per_core=90, weight_bits=2
+    ),
     dict(neurons_per_core=5, synapse_memory_bits_per_core=600, **LOIHI_LIKE),
 ]
 
@@ -230,33 +244,41 @@ def test_conv_partition_matches_brute_force(case, lim):
         cores = partition(pop, climits, order)
         assert len(cores) == fewest_cores(seq, lim), order
         for c in cores:  # every core's figures match the explicit count of its block
-            n, axons, bits = block_needs(seq[c.start:c.end], lim)
+            n, axons, bits = block_needs(seq[c.start : c.end], lim)
             assert (c.neurons, c.axons_in, c.synapse_bits) == (n, axons, bits)
-            assert c.synapses == sum(sum(r.values()) for r in seq[c.start:c.end])
+            assert c.synapses == sum(sum(r.values()) for r in seq[c.start : c.end])
         assert sum(c.neurons for c in cores) == pop.n
     # the mapper keeps the better order; a limit that one neuron alone exceeds is reported and
     # left out of the count
-    report = map_neurocore(describe(model, (cin, hw, hw)),
-                           tiny_profile(cores_per_chip=128, **lim))
+    report = map_neurocore(describe(model, (cin, hw, hw)), tiny_profile(cores_per_chip=128, **lim))
     relaxed = relax(rows, lim)
     best = min(fewest_cores(ordered(rows, pop.shape, o), relaxed) for o in ("C,H,W", "H,W,C"))
     assert report.layers.loc["1", "n_cores"] == best
     rules = {v.rule for v in report.violation_list}
-    assert ("fan_in" in rules) == ("input_axons_per_core" not in relaxed and
-                                   "input_axons_per_core" in lim)
-    assert ("synapse_memory" in rules) == ("synapse_memory_bits_per_core" not in relaxed and
-                                           "synapse_memory_bits_per_core" in lim)
+    assert ("fan_in" in rules) == (
+        "input_axons_per_core" not in relaxed and "input_axons_per_core" in lim
+    )
+    assert ("synapse_memory" in rules) == (
+        "synapse_memory_bits_per_core" not in relaxed and "synapse_memory_bits_per_core" in lim
+    )
 
 
 @pytest.mark.parametrize("lim", LIMIT_SETS[:2])
 def test_pool_folded_into_conv_matches_brute_force(lim):
     conv = sparse_conv(2, 3, 3, padding=1, seed=3)
-    model = nn.Sequential(nn.Identity(), sl.IAFSqueeze(batch_size=1), sl.SumPool2d(2), conv,
-                          sl.IAFSqueeze(batch_size=1))
+    model = nn.Sequential(
+        nn.Identity(),
+        sl.IAFSqueeze(batch_size=1),
+        sl.SumPool2d(2),
+        conv,
+        sl.IAFSqueeze(batch_size=1),
+    )
     pop = population(model, (2, 8, 8), "4")
     assert pop.exact and pop.folded_pools == ("2",)
-    rows = compose(conv_rows(conv.weight.detach(), (2, 4, 4), (1, 1), (1, 1), (1, 1), 1),
-                   pool_windows((2, 8, 8), 2))
+    rows = compose(
+        conv_rows(conv.weight.detach(), (2, 4, 4), (1, 1), (1, 1), (1, 1), 1),
+        pool_windows((2, 8, 8), 2),
+    )
     assert pop.synapses_per_neuron().tolist() == [sum(r.values()) for r in rows]
     climits = core_limits(tiny_profile(cores_per_chip=128, **lim))
     for order in ("C,H,W", "H,W,C"):
@@ -264,7 +286,7 @@ def test_pool_folded_into_conv_matches_brute_force(lim):
         cores = partition(pop, climits, order)
         assert len(cores) == fewest_cores(seq, lim)
         for c in cores:
-            assert (c.neurons, c.axons_in, c.synapse_bits) == block_needs(seq[c.start:c.end], lim)
+            assert (c.neurons, c.axons_in, c.synapse_bits) == block_needs(seq[c.start : c.end], lim)
 
 
 def test_linear_partition_matches_brute_force():
@@ -275,13 +297,17 @@ def test_linear_partition_matches_brute_force():
     model = nn.Sequential(fc, sl.IAFSqueeze(batch_size=1))
     pop = population(model, (30,), "1")
     rows = linear_rows(fc.weight.detach())
-    for lim in (dict(neurons_per_core=8, input_axons_per_core=21, **LOIHI_LIKE),
-                dict(synapse_memory_bits_per_core=40, weight_bits=1),
-                dict(neurons_per_core=6, synapse_memory_bits_per_core=1500, **LOIHI_LIKE)):
+    for lim in (
+        dict(neurons_per_core=8, input_axons_per_core=21, **LOIHI_LIKE),
+        dict(synapse_memory_bits_per_core=40, weight_bits=1),
+        dict(neurons_per_core=6, synapse_memory_bits_per_core=1500, **LOIHI_LIKE),
+    ):
         cores = partition(pop, core_limits(tiny_profile(cores_per_chip=4, **lim)))
         assert len(cores) == fewest_cores(rows, lim)
         for c in cores:
-            assert (c.neurons, c.axons_in, c.synapse_bits) == block_needs(rows[c.start:c.end], lim)
+            assert (c.neurons, c.axons_in, c.synapse_bits) == block_needs(
+                rows[c.start : c.end], lim
+            )
 
 
 def test_tiny_layer_matches_exhaustive_enumeration():
@@ -320,9 +346,14 @@ def test_synapse_bits_match_the_row_formula():
 
 def test_report_tables_and_summary_on_loihi():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), sl.IAFSqueeze(batch_size=1),
-                          sl.SumPool2d(2), nn.Flatten(), nn.Linear(8 * 8 * 8, 100),
-                          sl.IAFSqueeze(batch_size=1))
+    model = nn.Sequential(
+        nn.Conv2d(2, 8, 3, padding=1),
+        sl.IAFSqueeze(batch_size=1),
+        sl.SumPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, 100),
+        sl.IAFSqueeze(batch_size=1),
+    )
     report = map_neurocore(describe(model, (2, 16, 16)), load_profile("loihi"))
     assert report.fits, str(report)
     layers = report.layers
@@ -381,8 +412,12 @@ def test_rule_output_axons():
     # layer 2 needs 4 cores of 10, each reading all 50 neurons of layer 1: every layer-1 neuron
     # sends 4 output axons, so a layer-1 core of 10 neurons needs 40 > 30
     prof = tiny_profile(cores_per_chip=128, neurons_per_core=10, output_axons_per_core=30)
-    model = nn.Sequential(nn.Linear(20, 50), sl.IAFSqueeze(batch_size=1), nn.Linear(50, 40),
-                          sl.IAFSqueeze(batch_size=1))
+    model = nn.Sequential(
+        nn.Linear(20, 50),
+        sl.IAFSqueeze(batch_size=1),
+        nn.Linear(50, 40),
+        sl.IAFSqueeze(batch_size=1),
+    )
     report = map_neurocore(describe(model, (20,)), prof)
     v = _one(report, "output_axons")
     assert (v.layer, v.needed, v.limit) == ("1", 40, 30)
@@ -424,8 +459,12 @@ def test_rule_unsupported_layer_relu():
 
 
 def test_rule_max_pool():
-    model = nn.Sequential(sl.IAFSqueeze(batch_size=1), nn.MaxPool2d(2), nn.Conv2d(1, 2, 1),
-                          sl.IAFSqueeze(batch_size=1))
+    model = nn.Sequential(
+        sl.IAFSqueeze(batch_size=1),
+        nn.MaxPool2d(2),
+        nn.Conv2d(1, 2, 1),
+        sl.IAFSqueeze(batch_size=1),
+    )
     v = _one(map_neurocore(describe(model, (1, 4, 4)), load_profile("loihi")), "max_pool")
     assert v.layer == "1" and "AvgPool" in v.hint
 
@@ -482,11 +521,14 @@ def test_interchip_pairs_output_axons_and_spikes_by_hand():
     # layer 3 (6 neurons) -> cores 4-6 (chips 2, 3). Every layer-3 core reads all 8 layer-1
     # neurons, so each layer-1 neuron has 3 output axons and 2 remote chips.
     prof = tiny_profile(cores_per_chip=2, neurons_per_core=2)
-    model = nn.Sequential(nn.Linear(6, 8), sl.IAFSqueeze(batch_size=1), nn.Linear(8, 6),
-                          sl.IAFSqueeze(batch_size=1))
+    model = nn.Sequential(
+        nn.Linear(6, 8), sl.IAFSqueeze(batch_size=1), nn.Linear(8, 6), sl.IAFSqueeze(batch_size=1)
+    )
     graph = describe(model, (6,))
-    analysis = SimpleNamespace(layers=pd.DataFrame({"spikes_out": [0.0, 10.0, 0.0, 4.0]},
-                                                   index=["0", "1", "2", "3"]), n_steps=20)
+    analysis = SimpleNamespace(
+        layers=pd.DataFrame({"spikes_out": [0.0, 10.0, 0.0, 4.0]}, index=["0", "1", "2", "3"]),
+        n_steps=20,
+    )
     report = map_neurocore(graph, prof, analysis)
     assert report.layers["core"].tolist() == ["0-3", "4-6"]
     assert report.layers["chip"].tolist() == ["0-1", "2-3"]
@@ -499,8 +541,9 @@ def test_interchip_pairs_output_axons_and_spikes_by_hand():
 
 def test_latency_from_the_global_tick():
     model = nn.Sequential(nn.Linear(4, 3), sl.IAFSqueeze(batch_size=1))
-    analysis = SimpleNamespace(layers=pd.DataFrame({"spikes_out": [0.0, 1.0]}, index=["0", "1"]),
-                               n_steps=50.0)
+    analysis = SimpleNamespace(
+        layers=pd.DataFrame({"spikes_out": [0.0, 1.0]}, index=["0", "1"]), n_steps=50.0
+    )
     report = map_neurocore(describe(model, (4,)), load_profile("truenorth"), analysis)
     assert report.summary["latency_s"] == pytest.approx(0.05)
 
@@ -541,10 +584,22 @@ def test_spinnaker2_without_neurons_per_core_makes_no_core_count():
 def test_loihi_profile_figures_and_sources():
     p = load_profile("loihi")
     assert p.family == "neurocore"
-    assert {k: p.limit(k) for k in ("cores_per_chip", "neurons_per_core", "input_axons_per_core",
-                                    "output_axons_per_core", "synapse_memory_bits_per_core")} == {
-        "cores_per_chip": 128, "neurons_per_core": 1024, "input_axons_per_core": 4096,
-        "output_axons_per_core": 4096, "synapse_memory_bits_per_core": 16384 * 64}
+    assert {
+        k: p.limit(k)
+        for k in (
+            "cores_per_chip",
+            "neurons_per_core",
+            "input_axons_per_core",
+            "output_axons_per_core",
+            "synapse_memory_bits_per_core",
+        )
+    } == {
+        "cores_per_chip": 128,
+        "neurons_per_core": 1024,
+        "input_axons_per_core": 4096,
+        "output_axons_per_core": 4096,
+        "synapse_memory_bits_per_core": 16384 * 64,
+    }
     syn = p.energy["synop_pJ"]
     assert (syn.value, syn.low, syn.high) == (pytest.approx(23.6 + 3.5), 24.0, 35.5)
     assert "keras-spiking" in syn.source and "DAVIES18" in syn.source and "SANA-FE" in syn.source

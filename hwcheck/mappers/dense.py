@@ -63,8 +63,16 @@ def map_dense(graph: LayerGraph, profile: ChipProfile, analysis: Any = None) -> 
                 "state_bytes": state * BYTES_PER_VALUE,
             }
         )
-    cols = ["members", "core", "n_cores", "kind", "params", "weights_bytes", "neurons",
-            "state_bytes"]
+    cols = [
+        "members",
+        "core",
+        "n_cores",
+        "kind",
+        "params",
+        "weights_bytes",
+        "neurons",
+        "state_bytes",
+    ]
     layers = pd.DataFrame(rows, columns=["unit", *cols]).set_index("unit")
     layers["memory_bytes"] = layers["weights_bytes"] + layers["state_bytes"]
     total = int(layers["memory_bytes"].sum()) if len(layers) else 0
@@ -86,7 +94,10 @@ def map_dense(graph: LayerGraph, profile: ChipProfile, analysis: Any = None) -> 
             biggest = layers["memory_bytes"].idxmax()
             violations.append(
                 Violation(
-                    "(model)", "memory", total, int(limit),
+                    "(model)",
+                    "memory",
+                    total,
+                    int(limit),
                     f"weights and state need {total:,} bytes > {int(limit):,} bytes of memory "
                     f"({profile.name})",
                     f"shrink the model by {total - int(limit):,} bytes (largest: `{biggest}`, "

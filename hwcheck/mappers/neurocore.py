@@ -239,8 +239,9 @@ class Population:
         grads = torch.autograd.grad(y, list(env.values()), grad_outputs=masks, allow_unused=True)
         out = {}
         for (s, k), g in zip(self.sources.items(), grads, strict=True):
-            out[s] = (np.zeros((b, k), np.int64) if g is None
-                      else np.rint(g.numpy()).astype(np.int64))
+            out[s] = (
+                np.zeros((b, k), np.int64) if g is None else np.rint(g.numpy()).astype(np.int64)
+            )
         return out
 
     def order(self, name: str) -> np.ndarray:
@@ -285,13 +286,21 @@ def _apply(node: LayerNode, x: torch.Tensor, mask: torch.Tensor | None) -> torch
             pad = (0,) * d
         conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[d]
         return conv(
-            x, mask, None, tuple(a.get("stride", (1,) * d)), pad, tuple(a.get("dilation", (1,) * d)),
+            x,
+            mask,
+            None,
+            tuple(a.get("stride", (1,) * d)),
+            pad,
+            tuple(a.get("dilation", (1,) * d)),
             int(a.get("groups", 1)),
         )
     if node.kind == "pool":
         if "kernel_size" not in a:
-            raise _Unsupported(node.name, f"`{node.name}`: pooling without a known kernel size",
-                               "use nn.AvgPool2d / sinabs SumPool2d with an explicit kernel")
+            raise _Unsupported(
+                node.name,
+                f"`{node.name}`: pooling without a known kernel size",
+                "use nn.AvgPool2d / sinabs SumPool2d with an explicit kernel",
+            )
         k = tuple(int(v) for v in a["kernel_size"])
         d = len(k)
         s = tuple(int(v) for v in (a.get("stride") or k))
@@ -377,7 +386,8 @@ def _build(graph: LayerGraph, target: str, readout: bool) -> Population:
         sizes = {_numel(graph[n].in_shape) for n in readers if len(graph.predecessors(n)) == 1}
         if len(sizes) != 1:
             raise _Unsupported(
-                target, f"`{target}`: cannot tell the size of the model input it reads",
+                target,
+                f"`{target}`: cannot tell the size of the model input it reads",
                 "feed the input to a single layer",
             )
         sources[INPUT] = sizes.pop()
@@ -399,9 +409,11 @@ def _build(graph: LayerGraph, target: str, readout: bool) -> Population:
     # merged branches count a source twice only when both branches reach it
     upstream: dict[str, set[str]] = {}
     for n in order:
-        branches = [({p} if p in sources else upstream.get(p, set())) for p in graph.predecessors(n)]
+        branches = [
+            ({p} if p in sources else upstream.get(p, set())) for p in graph.predecessors(n)
+        ]
         upstream[n] = set().union(*branches) if branches else set()
-        if any(a & b for i, a in enumerate(branches) for b in branches[i + 1:]):
+        if any(a & b for i, a in enumerate(branches) for b in branches[i + 1 :]):
             exact = False
     recurrent = bool(tnode.attrs.get("recurrent")) and not readout
     rec_mask = None
@@ -409,11 +421,17 @@ def _build(graph: LayerGraph, target: str, readout: bool) -> Population:
         n_self = _numel(tnode.out_shape)
         rec = getattr(tnode.module, "rec_connect", None)
         w = getattr(rec, "weight", None)
-        if isinstance(rec, torch.nn.Linear) and isinstance(w, torch.Tensor) and tuple(w.shape) == (n_self, n_self):
+        if (
+            isinstance(rec, torch.nn.Linear)
+            and isinstance(w, torch.Tensor)
+            and tuple(w.shape) == (n_self, n_self)
+        ):
             rec_mask = (w.detach() != 0).to(torch.float32)
         else:
             rec_mask = torch.ones(n_self, n_self)
-            notes.append(f"`{target}`: recurrent connections counted as all-to-all ({n_self} x {n_self})")
+            notes.append(
+                f"`{target}`: recurrent connections counted as all-to-all ({n_self} x {n_self})"
+            )
         sources[target] = n_self
 
     def forward(env: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -490,14 +508,19 @@ def build_populations(graph: LayerGraph) -> tuple[list[Population], list[Violati
             if src not in covered:
                 pending.append(graph[src])
     for src, dst in chained.items():
-        violations.append(Violation(
-            src, "weight_chain", "weight -> weight", "weight -> neurons -> weight",
-            f"`{src}` feeds weight layer `{dst}` without neurons in between; synapses on "
-            "many-core chips only connect neurons (counted here as if neurons followed "
-            f"`{src}`)",
-            f"put a spiking layer after `{src}`, or merge `{src}` and `{dst}` into one layer "
-            "(two linear maps in a row are one linear map)",
-        ))
+        violations.append(
+            Violation(
+                src,
+                "weight_chain",
+                "weight -> weight",
+                "weight -> neurons -> weight",
+                f"`{src}` feeds weight layer `{dst}` without neurons in between; synapses on "
+                "many-core chips only connect neurons (counted here as if neurons followed "
+                f"`{src}`)",
+                f"put a spiking layer after `{src}`, or merge `{src}` and `{dst}` into one layer "
+                "(two linear maps in a row are one linear map)",
+            )
+        )
     order = list(graph.nodes)
     pops.sort(key=lambda p: order.index(p.name))
     uncovered = [n.name for n in graph if n.kind == "pool" and n.name not in covered]
@@ -508,8 +531,9 @@ def build_populations(graph: LayerGraph) -> tuple[list[Population], list[Violati
     return pops, violations, notes
 
 
-def _try_build(graph: LayerGraph, name: str, readout: bool,
-               violations: list[Violation]) -> Population | None:
+def _try_build(
+    graph: LayerGraph, name: str, readout: bool, violations: list[Violation]
+) -> Population | None:
     """Build a population and run its map once; a failure becomes a violation."""
     try:
         pop = _build(graph, name, readout)
@@ -518,17 +542,23 @@ def _try_build(graph: LayerGraph, name: str, readout: bool,
     except _Unsupported as exc:
         violations.append(_unsupported_connectivity(exc))
     except (RuntimeError, ValueError, KeyError) as exc:
-        violations.append(_unsupported_connectivity(_Unsupported(
-            name, f"`{name}`: its connectivity could not be traced ({type(exc).__name__}: {exc})",
-            "check the layers between this neuron layer and its sources (supported: conv, "
-            "linear, avg/sum pooling, reshape, identity, addition, channel concatenation)",
-        )))
+        violations.append(
+            _unsupported_connectivity(
+                _Unsupported(
+                    name,
+                    f"`{name}`: its connectivity could not be traced ({type(exc).__name__}: {exc})",
+                    "check the layers between this neuron layer and its sources (supported: conv, "
+                    "linear, avg/sum pooling, reshape, identity, addition, channel concatenation)",
+                )
+            )
+        )
     return None
 
 
 def _unsupported_connectivity(exc: _Unsupported) -> Violation:
-    return Violation(exc.node, "unsupported_connectivity", "unsupported", "add or concat",
-                     exc.message, exc.hint)
+    return Violation(
+        exc.node, "unsupported_connectivity", "unsupported", "add or concat", exc.message, exc.hint
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,8 +581,9 @@ class CoreUse:
     axon_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
-def _evaluate(pop: Population, perm: np.ndarray, blocks: Sequence[tuple[int, int]],
-              lim: CoreLimits) -> list[CoreUse]:
+def _evaluate(
+    pop: Population, perm: np.ndarray, blocks: Sequence[tuple[int, int]], lim: CoreLimits
+) -> list[CoreUse]:
     """Needs of each block ``[start, end)`` of neurons taken in order ``perm`` (one batch)."""
     n = pop.n
     masks = torch.zeros(len(blocks), n)
@@ -571,13 +602,29 @@ def _evaluate(pop: Population, perm: np.ndarray, blocks: Sequence[tuple[int, int
             and (lim.axons_in is None or axons <= lim.axons_in)
             and (lim.synapse_bits is None or bits <= lim.synapse_bits)
         )
-        result.append(CoreUse(pop.name, a, e, k, axons, bits, int(allc.sum()), ok,
-                              {s: c > 0 for s, c in per_src.items()}))
+        result.append(
+            CoreUse(
+                pop.name,
+                a,
+                e,
+                k,
+                axons,
+                bits,
+                int(allc.sum()),
+                ok,
+                {s: c > 0 for s, c in per_src.items()},
+            )
+        )
     return result
 
 
-def partition(pop: Population, lim: CoreLimits, order: str = "C,H,W",
-              batch: int = 32, max_cores: int | None = None) -> list[CoreUse]:
+def partition(
+    pop: Population,
+    lim: CoreLimits,
+    order: str = "C,H,W",
+    batch: int = 32,
+    max_cores: int | None = None,
+) -> list[CoreUse]:
     """Greedy contiguous split of ``pop`` (in ``order``) into the fewest cores under ``lim``.
 
     Every core takes the longest feasible block from where the previous one ended. Feasibility
@@ -641,8 +688,9 @@ def partition(pop: Population, lim: CoreLimits, order: str = "C,H,W",
     return cores
 
 
-def _search(pop: Population, perm: np.ndarray, start: int, hi: int, prev: int,
-            lim: CoreLimits, batch: int) -> CoreUse:
+def _search(
+    pop: Population, perm: np.ndarray, start: int, hi: int, prev: int, lim: CoreLimits, batch: int
+) -> CoreUse:
     """The longest feasible block from ``start`` (at most ``hi``), by batched bisection."""
     guesses = {e for e in range(start + prev - 2, start + prev + 3) if start < e < hi}
     low, bad = start, hi + 1  # longest end known feasible (start = empty) / shortest infeasible
@@ -657,8 +705,12 @@ def _search(pop: Population, perm: np.ndarray, start: int, hi: int, prev: int,
         if low == hi or bad - low <= 1:
             break
         m = min(batch, bad - low - 1)
-        ends = sorted({low + max(1, min(bad - low - 1, round((i + 1) * (bad - low) / (m + 1))))
-                       for i in range(m)})
+        ends = sorted(
+            {
+                low + max(1, min(bad - low - 1, round((i + 1) * (bad - low) / (m + 1))))
+                for i in range(m)
+            }
+        )
     if good is None:
         good = _evaluate(pop, perm, [(start, start + 1)], lim)[0]
     return good
@@ -719,8 +771,9 @@ def _best_partition(pop: Population, lim: CoreLimits) -> tuple[str, list[CoreUse
             break  # no order can beat the neuron count
         cores = partition(pop, lim, o, max_cores=None if best is None else len(best[1]))
         complete = sum(c.neurons for c in cores) == pop.n
-        if best is None or (complete and (len(cores), ORDERS.index(o))
-                            < (len(best[1]), ORDERS.index(best[0]))):
+        if best is None or (
+            complete and (len(cores), ORDERS.index(o)) < (len(best[1]), ORDERS.index(best[0]))
+        ):
             best = (o, cores)
     assert best is not None
     return best
@@ -731,34 +784,54 @@ def _structural_violations(graph: LayerGraph, profile: ChipProfile) -> list[Viol
     chip = profile.name
     for node in graph:
         if node.kind == "norm":
-            out.append(Violation(
-                node.name, "batchnorm", node.type_name, "folded into weights",
-                f"`{node.name}`: {node.type_name} is not folded; {chip} has no normalisation "
-                "on chip",
-                "fold BatchNorm into the preceding conv/linear (scale its weights and bias) "
-                "before mapping",
-            ))
+            out.append(
+                Violation(
+                    node.name,
+                    "batchnorm",
+                    node.type_name,
+                    "folded into weights",
+                    f"`{node.name}`: {node.type_name} is not folded; {chip} has no normalisation "
+                    "on chip",
+                    "fold BatchNorm into the preceding conv/linear (scale its weights and bias) "
+                    "before mapping",
+                )
+            )
         elif node.kind == "activation":
-            out.append(Violation(
-                node.name, "unsupported_layer", node.type_name, "spiking neurons",
-                f"`{node.name}`: {node.type_name} is not a spiking neuron; {chip} runs spiking "
-                "neurons only (counted here as if it were one)",
-                "convert the ANN to an SNN (e.g. sinabs.from_model, or replace the activation by "
-                "IAF/LIF neurons)",
-            ))
+            out.append(
+                Violation(
+                    node.name,
+                    "unsupported_layer",
+                    node.type_name,
+                    "spiking neurons",
+                    f"`{node.name}`: {node.type_name} is not a spiking neuron; {chip} runs spiking "
+                    "neurons only (counted here as if it were one)",
+                    "convert the ANN to an SNN (e.g. sinabs.from_model, or replace the activation by "
+                    "IAF/LIF neurons)",
+                )
+            )
         elif node.kind == "unknown":
-            out.append(Violation(
-                node.name, "unsupported_layer", node.type_name, "known layer",
-                f"`{node.name}`: {node.type_name} is not a layer hwcheck knows how to map "
-                f"onto {chip}",
-                "replace it by a supported layer or register it in hwcheck.layers",
-            ))
+            out.append(
+                Violation(
+                    node.name,
+                    "unsupported_layer",
+                    node.type_name,
+                    "known layer",
+                    f"`{node.name}`: {node.type_name} is not a layer hwcheck knows how to map "
+                    f"onto {chip}",
+                    "replace it by a supported layer or register it in hwcheck.layers",
+                )
+            )
         elif node.kind == "pool" and node.attrs.get("pool_type") == "max":
-            out.append(Violation(
-                node.name, "max_pool", "max pooling", "sum or average pooling",
-                f"`{node.name}`: max pooling has no synaptic equivalent on {chip}",
-                "use AvgPool/SumPool (folded into the next weight layer) instead of MaxPool",
-            ))
+            out.append(
+                Violation(
+                    node.name,
+                    "max_pool",
+                    "max pooling",
+                    "sum or average pooling",
+                    f"`{node.name}`: max pooling has no synaptic equivalent on {chip}",
+                    "use AvgPool/SumPool (folded into the next weight layer) instead of MaxPool",
+                )
+            )
     return out
 
 
@@ -789,10 +862,15 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
             continue
         pop_lim, singles[pop.name] = relaxed_limits(pop, lim)
         if pop_lim != lim:
-            dropped = [k for k in ("axons_in", "synapse_bits") if getattr(pop_lim, k) is None
-                       and getattr(lim, k) is not None]
-            notes.append(f"`{pop.name}`: cores counted without the {' and '.join(_RESOURCE_LABEL[k] for k in dropped)} "
-                         "limit, which a single neuron of it already exceeds")
+            dropped = [
+                k
+                for k in ("axons_in", "synapse_bits")
+                if getattr(pop_lim, k) is None and getattr(lim, k) is not None
+            ]
+            notes.append(
+                f"`{pop.name}`: cores counted without the {' and '.join(_RESOURCE_LABEL[k] for k in dropped)} "
+                "limit, which a single neuron of it already exceeds"
+            )
         parts[pop.name] = _best_partition(pop, pop_lim)
 
     # --- global core numbering and chips
@@ -808,10 +886,11 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
         owner = np.empty(pop.n, np.int64)
         ids = []
         for c in cores:
-            owner[perm[c.start:c.end]] = next_core
+            owner[perm[c.start : c.end]] = next_core
             ids.append(next_core)
-            core_rows.append({"core": next_core, "chip": next_core // cpc, "layer": pop.name,
-                              "use": c})
+            core_rows.append(
+                {"core": next_core, "chip": next_core // cpc, "layer": pop.name, "use": c}
+            )
             next_core += 1
         core_of[pop.name] = owner
         pop_cores[pop.name] = ids
@@ -859,9 +938,20 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
             }
             for r in core_rows
         ],
-        columns=["core", "chip", "layer", "neurons", "axons_in", "axons_out", "synapses",
-                 "synapse_bits", "neurons_pct", "axons_in_pct", "axons_out_pct",
-                 "synapse_bits_pct"],
+        columns=[
+            "core",
+            "chip",
+            "layer",
+            "neurons",
+            "axons_in",
+            "axons_out",
+            "synapses",
+            "synapse_bits",
+            "neurons_pct",
+            "axons_in_pct",
+            "axons_out_pct",
+            "synapse_bits_pct",
+        ],
     )
     pct_cols = ["neurons_pct", "axons_in_pct", "axons_out_pct", "synapse_bits_pct"]
     if len(cores_df):
@@ -869,7 +959,9 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
         cores_df["utilisation_pct"] = filled.max(axis=1, skipna=True)
         cores_df["binding"] = [
             _RESOURCE_LABEL[c.removesuffix("_pct")] if not math.isnan(u) else ""
-            for c, u in zip(filled.fillna(-1.0).idxmax(axis=1), cores_df["utilisation_pct"], strict=True)
+            for c, u in zip(
+                filled.fillna(-1.0).idxmax(axis=1), cores_df["utilisation_pct"], strict=True
+            )
         ]
     else:
         cores_df["utilisation_pct"] = pd.Series(dtype=float)
@@ -903,13 +995,28 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
         if spikes is not None:
             s = spikes.get(pop.name)
             row["interchip_spikes_per_sample"] = (
-                float("nan") if s is None else float(s) * remote_pairs.get(pop.name, 0) / max(pop.n, 1)
+                float("nan")
+                if s is None
+                else float(s) * remote_pairs.get(pop.name, 0) / max(pop.n, 1)
             )
         layer_rows.append(row)
         notes.extend(pop.notes)
-    layer_cols = ["members", "kind", "neurons", "n_cores", "core", "chip", "order", "synapses",
-                  "fan_in_max", "axons_in_max_per_core", "axons_out_max_per_core",
-                  "synapse_bits_max_per_core", "split_by", "interchip_axons"]
+    layer_cols = [
+        "members",
+        "kind",
+        "neurons",
+        "n_cores",
+        "core",
+        "chip",
+        "order",
+        "synapses",
+        "fan_in_max",
+        "axons_in_max_per_core",
+        "axons_out_max_per_core",
+        "synapse_bits_max_per_core",
+        "split_by",
+        "interchip_axons",
+    ]
     if spikes is not None:
         layer_cols.append("interchip_spikes_per_sample")
     layers_df = pd.DataFrame(layer_rows, columns=["layer", *layer_cols]).set_index("layer")
@@ -921,14 +1028,19 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
     violations += _chip_rules(pops, pop_cores, cores_used, chips_needed, cpc, chips_max, profile)
     for pop in pops:
         if pop.kind == "readout":
-            violations.append(Violation(
-                pop.name, "readout_without_neurons", "no neurons after weights", "neuron layer",
-                f"`{pop.name}`: no neuron layer follows it; counted as {pop.n} non-spiking "
-                "readout compartments",
-                f"add a neuron layer of {pop.n} neurons after `{pop.name}` (or read its "
-                "input spikes out and apply it on the host)",
-                WARNING,
-            ))
+            violations.append(
+                Violation(
+                    pop.name,
+                    "readout_without_neurons",
+                    "no neurons after weights",
+                    "neuron layer",
+                    f"`{pop.name}`: no neuron layer follows it; counted as {pop.n} non-spiking "
+                    "readout compartments",
+                    f"add a neuron layer of {pop.n} neurons after `{pop.name}` (or read its "
+                    "input spikes out and apply it on the host)",
+                    WARNING,
+                )
+            )
 
     # --- notes
     folded = sorted({p for pop in pops for p in pop.folded_pools})
@@ -939,8 +1051,10 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
         )
     if any(not p.exact for p in pops):
         names = ", ".join(p.name for p in pops if not p.exact)
-        notes.append(f"synapse counts of {names} are upper bounds (overlapping pooling windows, "
-                     "merged branches or padding modes reach a source twice)")
+        notes.append(
+            f"synapse counts of {names} are upper bounds (overlapping pooling windows, "
+            "merged branches or padding modes reach a source twice)"
+        )
     if lim.synapse_bits is not None or lim.overhead_bits:
         notes.append(
             f"synapses: {lim.weight_bits}-bit weights, rows of "
@@ -951,12 +1065,13 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
             "layers may need fewer cores on hardware"
         )
     if cores_used:
-        notes.append("neurons split in flat (C,H,W) or position-major (H,W,C) order, whichever "
-                     "needs fewer cores (column `order`)")
+        notes.append(
+            "neurons split in flat (C,H,W) or position-major (H,W,C) order, whichever "
+            "needs fewer cores (column `order`)"
+        )
     if chips_needed > 1:
         total = sum(remote_pairs.values())
-        msg = (f"{chips_needed} chips: {total:,} (neuron, remote chip) pairs carry inter-chip "
-               "spikes")
+        msg = f"{chips_needed} chips: {total:,} (neuron, remote chip) pairs carry inter-chip spikes"
         if spikes is not None and "interchip_spikes_per_sample" in layers_df:
             per = float(np.nansum(layers_df["interchip_spikes_per_sample"].to_numpy(float)))
             msg += f"; about {per:,.0f} inter-chip spikes per sample (uniform firing per layer)"
@@ -1012,19 +1127,25 @@ def _binding(cores_df: pd.DataFrame, used: int, available: int, cpc: int, chips:
     if used > available:
         return f"cores: {used:,} > {available:,} ({chips} chips of {cpc} cores)"
     best, best_ratio = f"cores: {used:,} / {available:,}", used / available
-    for col, label in (("neurons_pct", "neurons per core"), ("axons_in_pct", "input axons per core"),
-                       ("axons_out_pct", "output axons per core"),
-                       ("synapse_bits_pct", "synapse memory per core")):
+    for col, label in (
+        ("neurons_pct", "neurons per core"),
+        ("axons_in_pct", "input axons per core"),
+        ("axons_out_pct", "output axons per core"),
+        ("synapse_bits_pct", "synapse memory per core"),
+    ):
         vals = cores_df[col].astype(float)
         if vals.notna().any() and vals.max() / 100.0 > best_ratio:
             best_ratio = vals.max() / 100.0
             core = int(vals.idxmax())
-            best = f"{label} ({vals.max():.0f} % in core {core}, layer {cores_df.loc[core, 'layer']})"
+            best = (
+                f"{label} ({vals.max():.0f} % in core {core}, layer {cores_df.loc[core, 'layer']})"
+            )
     return best
 
 
-def _per_neuron_rules(pops: list[Population], singles: Mapping[str, CoreUse],
-                      lim: CoreLimits, profile: ChipProfile) -> list[Violation]:
+def _per_neuron_rules(
+    pops: list[Population], singles: Mapping[str, CoreUse], lim: CoreLimits, profile: ChipProfile
+) -> list[Violation]:
     """A single neuron that no core can hold: too many inputs or too many synapse bits."""
     out: list[Violation] = []
     chip = profile.name
@@ -1033,25 +1154,34 @@ def _per_neuron_rules(pops: list[Population], singles: Mapping[str, CoreUse],
         syn = pop.synapses_per_neuron()
         fan = int(syn.max()) if len(syn) else 0
         if lim.axons_in is not None and one is not None and one.axons_in > lim.axons_in:
-            out.append(_fan_in_violation(pop, one.axons_in, lim.axons_in, "input axons per core",
-                                         chip))
+            out.append(
+                _fan_in_violation(pop, one.axons_in, lim.axons_in, "input axons per core", chip)
+            )
         elif lim.fan_in is not None and fan > lim.fan_in:
             out.append(_fan_in_violation(pop, fan, lim.fan_in, "inputs per neuron", chip))
         if lim.synapse_bits is not None and one is not None and one.synapse_bits > lim.synapse_bits:
             per_syn = lim.weight_bits + lim.overhead_bits
-            out.append(Violation(
-                pop.name, "synapse_memory", one.synapse_bits, lim.synapse_bits,
-                f"`{pop.name}`: the synapses of one neuron need {one.synapse_bits:,} bits > "
-                f"{lim.synapse_bits:,} bits of synapse memory per core ({chip})",
-                f"reduce the fan-in of `{pop.name}` (about {lim.synapse_bits // per_syn:,} "
-                f"synapses of {per_syn} bits fit one core) or use fewer weight bits",
-            ))
+            out.append(
+                Violation(
+                    pop.name,
+                    "synapse_memory",
+                    one.synapse_bits,
+                    lim.synapse_bits,
+                    f"`{pop.name}`: the synapses of one neuron need {one.synapse_bits:,} bits > "
+                    f"{lim.synapse_bits:,} bits of synapse memory per core ({chip})",
+                    f"reduce the fan-in of `{pop.name}` (about {lim.synapse_bits // per_syn:,} "
+                    f"synapses of {per_syn} bits fit one core) or use fewer weight bits",
+                )
+            )
     return out
 
 
 def _fan_in_violation(pop: Population, needed: int, limit: int, what: str, chip: str) -> Violation:
     return Violation(
-        pop.name, "fan_in", needed, limit,
+        pop.name,
+        "fan_in",
+        needed,
+        limit,
         f"`{pop.name}`: one neuron reads {needed:,} inputs > {limit:,} {what} ({chip})",
         _fan_in_hint(pop, needed, limit),
     )
@@ -1060,18 +1190,27 @@ def _fan_in_violation(pop: Population, needed: int, limit: int, what: str, chip:
 def _fan_in_hint(pop: Population, needed: int, limit: int) -> str:
     factor = needed / limit
     if len(pop.weight_nodes) == 1 and not pop.folded_pools:
-        return (f"cut each neuron's inputs by {factor:.2g}x to <= {limit:,}: fewer input channels "
-                "or features, a smaller kernel, or groups (e.g. split the layer into "
-                f"{math.ceil(factor)} layers of <= {limit:,} inputs and add their outputs in a "
-                "further neuron layer)")
-    return (f"cut each neuron's inputs by {factor:.2g}x to <= {limit:,} (pooling windows folded "
-            "in count once per source; smaller pools or fewer channels help)")
+        return (
+            f"cut each neuron's inputs by {factor:.2g}x to <= {limit:,}: fewer input channels "
+            "or features, a smaller kernel, or groups (e.g. split the layer into "
+            f"{math.ceil(factor)} layers of <= {limit:,} inputs and add their outputs in a "
+            "further neuron layer)"
+        )
+    return (
+        f"cut each neuron's inputs by {factor:.2g}x to <= {limit:,} (pooling windows folded "
+        "in count once per source; smaller pools or fewer channels help)"
+    )
 
 
-def _output_axon_rule(pops: list[Population], parts: Mapping[str, tuple[str, list[CoreUse]]],
-                      core_rows: list[dict[str, Any]], out_axons: Mapping[str, np.ndarray],
-                      core_of: Mapping[str, np.ndarray], lim: CoreLimits,
-                      profile: ChipProfile) -> list[Violation]:
+def _output_axon_rule(
+    pops: list[Population],
+    parts: Mapping[str, tuple[str, list[CoreUse]]],
+    core_rows: list[dict[str, Any]],
+    out_axons: Mapping[str, np.ndarray],
+    core_of: Mapping[str, np.ndarray],
+    lim: CoreLimits,
+    profile: ChipProfile,
+) -> list[Violation]:
     if lim.axons_out is None:
         return []
     out: list[Violation] = []
@@ -1083,18 +1222,25 @@ def _output_axon_rule(pops: list[Population], parts: Mapping[str, tuple[str, lis
         worst = max(rows, key=lambda r: r["axons_out"])
         per_neuron = int(out_axons[layer].max())
         k = max(1, lim.axons_out // max(per_neuron, 1))
-        out.append(Violation(
-            layer, "output_axons", worst["axons_out"], lim.axons_out,
-            f"`{layer}`: output axons {worst['axons_out']:,} > {lim.axons_out:,} per core "
-            f"(core {worst['core']}; {len(rows)} core(s) over) ({profile.name})",
-            f"a neuron of `{layer}` reaches up to {per_neuron} destination cores: put at most "
-            f"{k} of its neurons per core (set limits.neurons_per_core={k}) or make the next "
-            "layer use fewer, fuller cores",
-        ))
+        out.append(
+            Violation(
+                layer,
+                "output_axons",
+                worst["axons_out"],
+                lim.axons_out,
+                f"`{layer}`: output axons {worst['axons_out']:,} > {lim.axons_out:,} per core "
+                f"(core {worst['core']}; {len(rows)} core(s) over) ({profile.name})",
+                f"a neuron of `{layer}` reaches up to {per_neuron} destination cores: put at most "
+                f"{k} of its neurons per core (set limits.neurons_per_core={k}) or make the next "
+                "layer use fewer, fuller cores",
+            )
+        )
     return out
 
 
-def _crossbar_rule(graph: LayerGraph, pops: list[Population], profile: ChipProfile) -> list[Violation]:
+def _crossbar_rule(
+    graph: LayerGraph, pops: list[Population], profile: ChipProfile
+) -> list[Violation]:
     if not profile.limit("crossbar_binary", False):
         return []
     out = []
@@ -1105,44 +1251,65 @@ def _crossbar_rule(graph: LayerGraph, pops: list[Population], profile: ChipProfi
                 continue
             vals = torch.unique(weight.detach()[weight.detach() != 0])
             if len(vals) > 1:
-                out.append(Violation(
-                    w, "binary_crossbar", f"{len(vals)} distinct weights", "1 (binary crossbar)",
-                    f"`{w}`: {len(vals):,} distinct nonzero weights; {profile.name} synapses are "
-                    "binary crossbar bits (the weight comes from the source axon's type)",
-                    "binarise the weights (one magnitude, sign via axon type) or quantise them to "
-                    "the few per-neuron axon-type weights the chip offers",
-                    WARNING,
-                ))
+                out.append(
+                    Violation(
+                        w,
+                        "binary_crossbar",
+                        f"{len(vals)} distinct weights",
+                        "1 (binary crossbar)",
+                        f"`{w}`: {len(vals):,} distinct nonzero weights; {profile.name} synapses are "
+                        "binary crossbar bits (the weight comes from the source axon's type)",
+                        "binarise the weights (one magnitude, sign via axon type) or quantise them to "
+                        "the few per-neuron axon-type weights the chip offers",
+                        WARNING,
+                    )
+                )
     return out
 
 
-def _chip_rules(pops: list[Population], pop_cores: Mapping[str, list[int]], cores_used: int,
-                chips_needed: int, cpc: int, chips_max: int | None,
-                profile: ChipProfile) -> list[Violation]:
+def _chip_rules(
+    pops: list[Population],
+    pop_cores: Mapping[str, list[int]],
+    cores_used: int,
+    chips_needed: int,
+    cpc: int,
+    chips_max: int | None,
+    profile: ChipProfile,
+) -> list[Violation]:
     out: list[Violation] = []
     for pop in pops:
         n = len(pop_cores.get(pop.name, []))
         if n > cpc:
-            out.append(Violation(
-                pop.name, "layer_exceeds_chip", n, cpc,
-                f"`{pop.name}`: needs {n:,} cores > {cpc:,} cores per chip "
-                f"({math.ceil(n / cpc)} chips for this layer alone)",
-                f"shrink `{pop.name}` ({pop.n:,} neurons) to about {pop.n * cpc // n:,} neurons "
-                f"to fit one chip, or run it across {math.ceil(n / cpc)} chips",
-                WARNING,
-            ))
+            out.append(
+                Violation(
+                    pop.name,
+                    "layer_exceeds_chip",
+                    n,
+                    cpc,
+                    f"`{pop.name}`: needs {n:,} cores > {cpc:,} cores per chip "
+                    f"({math.ceil(n / cpc)} chips for this layer alone)",
+                    f"shrink `{pop.name}` ({pop.n:,} neurons) to about {pop.n * cpc // n:,} neurons "
+                    f"to fit one chip, or run it across {math.ceil(n / cpc)} chips",
+                    WARNING,
+                )
+            )
     if chips_needed > 1:
         over = chips_max is not None and chips_needed > int(chips_max)
         limit = int(chips_max) if chips_max is not None else 1
-        out.append(Violation(
-            "(model)", "chips", chips_needed, limit,
-            f"needs {chips_needed} chips ({cores_used:,} cores > {cpc:,} per chip)"
-            + (f" > {limit} chips available" if over else ""),
-            f"reduce the model to <= {cpc * limit:,} cores (largest layers first) or "
-            f"use a system of {chips_needed} chips; spikes between chips cost extra energy and "
-            "latency",
-            ERROR if over else WARNING,
-        ))
+        out.append(
+            Violation(
+                "(model)",
+                "chips",
+                chips_needed,
+                limit,
+                f"needs {chips_needed} chips ({cores_used:,} cores > {cpc:,} per chip)"
+                + (f" > {limit} chips available" if over else ""),
+                f"reduce the model to <= {cpc * limit:,} cores (largest layers first) or "
+                f"use a system of {chips_needed} chips; spikes between chips cost extra energy and "
+                "latency",
+                ERROR if over else WARNING,
+            )
+        )
     return out
 
 
