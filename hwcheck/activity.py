@@ -159,7 +159,11 @@ class Analysis:
             per = {k: r.get(k, 0.0) / n for k in SUM_FIELDS}
             neuron_steps = node.neurons * steps
             fr = per["spikes_out"] / neuron_steps if neuron_steps else float("nan")
-            if not node.neurons and node.kind != "activation":
+            if node.kind == "activation":
+                # units x steps per sample = neuron_updates: spikes per unit per step (as sinabs'
+                # firing_rate_hook on a NeuromorphicReLU)
+                fr = per["spikes_out"] / per["neuron_updates"] if per["neuron_updates"] else float("nan")
+            elif not node.neurons:
                 fr = float("nan")
             rows.append(
                 {
@@ -392,7 +396,9 @@ class ActivityCounter:
                 if self.per_neuron:
                     self._add_neuron(self.neuron_in, name, xd, node.in_shape)
         # differentiable synops of this pass, for weight layers whose events enter here
-        if torch.is_grad_enabled() and x.requires_grad and name in self.points:
+        # (also when x needs no grad: the value must be the whole pass's synops; the terms of
+        # later layers still carry gradients to the weights through x)
+        if torch.is_grad_enabled() and name in self.points:
             shape = self.point_shape[name]
             lead = tuple(range(x.dim() - len(shape)))
             xs = x.sum(dim=lead) if lead else x

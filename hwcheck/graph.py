@@ -218,7 +218,12 @@ def example_input(model: Any, input_shape: tuple[int, ...], layout: str, device:
         rows = (batch or 1) * (steps or 1)
         shape: tuple[int, ...] = (rows, *input_shape)
     elif layout == "BT":
-        shape = (1, 1, *input_shape)
+        # sinabs UnflattenTime(batch_size=b) can only unflatten a multiple of b rows
+        batch = max(
+            (int(getattr(m, "batch_size", 1) or 1) for m in model.modules() if type(m).__name__ == "UnflattenTime"),
+            default=1,
+        )
+        shape = (batch, 1, *input_shape)
     else:
         shape = (1, *input_shape)
     return torch.zeros(shape, device=device)

@@ -227,7 +227,8 @@ def _sinabs_neuron_attrs(model_name: str) -> Callable[[nn.Module], dict[str, Any
             "tau_mem": tau_mem,
             "tau_syn": tau_syn,
             "synaptic_states": 1,
-            "threshold": _tau(getattr(m, "spike_threshold", None)),
+            # ALIF keeps its base threshold in b0; its spike_threshold is the adaptive state
+            "threshold": _tau(getattr(m, "b0" if model_name == "ALIF" else "spike_threshold", None)),
             "min_v_mem": _tau(getattr(m, "min_v_mem", None)),
             "reset": reset,
             "recurrent": hasattr(m, "rec_connect"),
