@@ -303,7 +303,7 @@ def cmd_chip(args: argparse.Namespace) -> int:
         print(textwrap.fill(p.description, 100))
     print(f"synaptic ops counted as: {p.synop_convention}; neuron updates: {p.neuron_update}")
     for section, fig in p.figures():
-        rng = f" [{fig.low:g} .. {fig.high:g}]" if fig.is_range else ""
+        rng = f" [{fig.low if fig.low is not None else fig.value:g} .. {fig.high if fig.high is not None else fig.value:g}]" if fig.is_range else ""
         print(f"\n  {section}.{fig.key} = {fig.value} {fig.unit}{rng}  ({fig.kind})")
         print(textwrap.fill(f"source: {fig.source}", 96, initial_indent="      ", subsequent_indent="      "))
         if fig.note:

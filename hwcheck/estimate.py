@@ -133,7 +133,9 @@ def estimate_energy(analysis: Analysis, profile: ChipProfile) -> EnergyEstimate:
         f"synaptic operations counted as `{conv}`; neuron updates {nu}-driven",
     ]
     for key, fig in e.items():
-        rng = f" (range {fig.low:g}..{fig.high:g})" if fig.is_range else ""
+        lo = fig.low if fig.low is not None else fig.value
+        hi = fig.high if fig.high is not None else fig.value
+        rng = f" (range {lo:g}..{hi:g})" if fig.is_range else ""
         assumptions.append(f"{key} = {fig.value:g} {fig.unit}{rng} [{fig.kind}] -- {fig.source}")
 
     extra = [0.0, 0.0, 0.0]
@@ -154,7 +156,8 @@ def estimate_energy(analysis: Analysis, profile: ChipProfile) -> EnergyEstimate:
         assumptions.append(f"static power of {profile.name}: not published (static energy unknown)")
     else:
         stat = [p * 1e-3 * dur * 1e6 for p in stat_fig]  # mW x s -> uJ
-    total = [d + s for d, s in zip(dyn, stat)]
+    # an unpublished static power is left out of the total (and said so), not made up
+    total = [d + (0.0 if math.isnan(s) else s) for d, s in zip(dyn, stat)]
     totals = {
         "dynamic_uJ": dyn[1],
         "dynamic_low_uJ": dyn[0],

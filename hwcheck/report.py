@@ -69,7 +69,7 @@ class ChipResult:
         elif e.missing:
             note = e.describe_unknown()
         elif math.isnan(e.totals["static_uJ"]):
-            note = "static power not published"
+            note = "static power not published: the total is dynamic energy only"
         return {
             "chip": self.fit.chip,
             "family": self.fit.family,

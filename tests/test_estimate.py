@@ -87,7 +87,8 @@ def test_clock_driven_dense_energy_by_hand(analysis):
     e = estimate_energy(analysis, p)
     assert e.totals["dynamic_uJ"] == pytest.approx((24 * 10 + 8 * 2) * 1e-6)
     assert math.isnan(e.totals["static_uJ"])  # no static figure: unknown, not zero
-    assert math.isnan(e.totals["total_uJ"])
+    assert e.totals["total_uJ"] == pytest.approx(e.totals["dynamic_uJ"])  # total = dynamic only
+    assert any("static power of testchip: not published" in a for a in e.assumptions)
 
 
 def test_input_event_and_timestep_terms(analysis):
