@@ -185,3 +185,13 @@ def test_save_replaces_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["static"]
     with pytest.raises(ValueError):
         rep.save(tmp_path / "x", formats=("pdf",))
+
+
+def test_chip_all_one_row_per_profile_and_exit_status(model_file):
+    r = run("check", f"{model_file}:good", "--chip", "all", "--input-shape", "2,16,16", "--no-save", "-q")
+    assert r.returncode == 0, r.stderr  # fits at least speck2f and the dense devices
+    rows = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+    assert sorted(rows) == sorted(hwcheck.list_profiles())
+    # when no named chip fits, the status is 1
+    r = run("check", f"{model_file}:bad", "--chip", "speck2f", "--chip", "speck2e", "--input-shape", "2,16,16", "--no-save", "-q")
+    assert r.returncode == 1
