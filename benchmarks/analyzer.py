@@ -25,7 +25,7 @@ a data loader with a reused buffer would, so 1 and N batches hold the same input
 
 Usage::
 
-    python benchmarks/analyzer.py             # full run (default: 10 timed rounds, 1 vs 20 batches)
+    python benchmarks/analyzer.py             # full run (20 timed rounds, 1 vs 20 batches)
     python benchmarks/analyzer.py --quick     # 20 time steps, 3 rounds, 1 vs 5 batches
 """
 
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--steps", type=int, default=None, help=f"time steps per sample (default {STEPS})"
     )
-    p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 10, quick 3)")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 20, quick 3)")
     p.add_argument(
         "--batches", type=int, default=None, help="batches for the memory run (default 20, quick 5)"
     )
@@ -457,15 +457,26 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(variant, n, steps)))
         return 0
 
-    rounds = args.repeats or (3 if args.quick else 10)
+    rounds = args.repeats or (3 if args.quick else 20)
     n_batches = args.batches or (5 if args.quick else 20)
     import sinabs
 
+    import hwcheck
+
+    where = os.path.dirname(os.path.dirname(os.path.abspath(hwcheck.__file__)))
+    git = subprocess.run(
+        ["git", "-C", where, "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rev = f" (git {git.stdout.strip()})" if git.returncode == 0 and git.stdout.strip() else ""
     print(
         f"# hwcheck activity-counting benchmark, {date.today().isoformat()}\n"
         f"# machine: {platform.machine()} {platform.processor() or ''} {cores} cores, "
         f"{threads} torch threads; python {platform.python_version()}, torch {torch.__version__}, "
         f"sinabs {sinabs.__version__}\n"
+        f"# hwcheck from {where}{rev}\n"
         f"# model: 9 weight layers (6 conv + 3 linear), IAFSqueeze; input {BATCH}x{steps} steps x "
         f"{'x'.join(map(str, INPUT_SHAPE))}, events p={INPUT_P}; {rounds} timed rounds after 1 warm-up"
     )
