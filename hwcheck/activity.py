@@ -25,6 +25,7 @@ time window; a multi-spike value n counts as n events):
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,98 @@ LAYER_COLUMNS = [
     "in_max_per_step",
     "out_max_per_step",
 ]
+
+
+_BLOCK = 1 << 20  # elements per block of the float64 row sums (8 MiB of float64)
+_EXACT_ROWS = 4096  # row sums of up to this many values in [0, 1] round by < 2**-29 in float64
+
+
+class _TensorStats:
+    """Reductions of one tensor, each computed at most once per forward pass.
+
+    A spiking layer's output is usually the next layer's input, and the model input is the first
+    layer's input: their hooks need the same sums, so they are shared here (keyed by tensor
+    identity and version, dropped at the end of the pass). The reductions avoid full-size
+    temporaries where they can: on a CPU, a freshly allocated large tensor costs page faults
+    that take longer than the arithmetic.
+    """
+
+    __slots__ = ("ref", "version", "_minmax", "_colsum", "_nnz", "_binary")
+
+    def __init__(self, t: torch.Tensor) -> None:
+        self.ref = weakref.ref(t)
+        self.version = t._version
+        self._minmax: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._colsum: dict[int, torch.Tensor] = {}
+        self._nnz: torch.Tensor | None = None
+        self._binary: bool | None = None
+
+    def minmax(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(min, max) as float64 scalars, in one pass."""
+        if self._minmax is None:
+            if t.is_floating_point():
+                lo, hi = torch.aminmax(t)
+            else:
+                lo, hi = t.min(), t.max()
+            self._minmax = (lo.to(torch.float64), hi.to(torch.float64))
+        return self._minmax
+
+    def colsum(self, t: torch.Tensor, features: int) -> torch.Tensor:
+        """Sum over the leading (batch/time) rows: float64 vector of ``features`` entries.
+
+        On a CPU, blocks of rows are copied to float64 and summed by a matrix-vector product
+        with ones (``sum(dim, dtype=float64)`` walks the tensor without vectorising and is
+        ~10x slower); the accumulation is float64 either way.
+        """
+        c = self._colsum.get(features)
+        if c is None:
+            rows = t.numel() // max(features, 1)
+            t2 = t.reshape(rows, features)
+            if t.device.type == "cpu" and t.is_floating_point() and rows > 1:
+                c = torch.zeros(features, dtype=torch.float64)
+                step = max(1, _BLOCK // max(features, 1))
+                ones = torch.ones(min(step, rows), dtype=torch.float64)
+                buf = None if t.dtype == torch.float64 else torch.empty(len(ones), features, dtype=torch.float64)
+                for block in t2.split(step):
+                    b = block if buf is None else buf[: len(block)].copy_(block)
+                    c.addmv_(b.t(), ones[: len(block)])
+            else:
+                c = t2.sum(0, dtype=torch.float64)
+            self._colsum[features] = c
+        return c
+
+    def nnz(self, t: torch.Tensor) -> torch.Tensor:
+        if self._nnz is None:
+            self._nnz = torch.count_nonzero(t).to(torch.float64)
+        return self._nnz
+
+    def binary(self, t: torch.Tensor) -> bool:
+        """True when every value is exactly 0 or 1."""
+        if self._binary is None:
+            lo, hi = (float(v) for v in self.minmax(t))
+            if lo < 0 or hi > 1:
+                self._binary = False  # the common multi-spike / analog case: no further pass
+            elif hi == 0 or lo == 1:
+                self._binary = True
+            else:  # all values in [0, 1]: binary iff every nonzero value is exactly 1
+                self._binary = self._binary_in_unit_range(t)
+        return self._binary
+
+    def _binary_in_unit_range(self, t: torch.Tensor) -> bool:
+        """0/1 test of a tensor with values in [0, 1], from its float64 row sums when known.
+
+        0/1 data give integral row sums that add up to the number of nonzeros. A value in (0, 1)
+        is at least 2**-24 below 1 (float32; more for 16-bit floats), and with <= 4096 rows the
+        float64 rounding of a row sum stays below 2**-29: its row sum is then non-integral or
+        at least 1 below its count of nonzeros. Otherwise: count the exact ones (a temporary).
+        """
+        if t.dtype in (torch.float32, torch.float16, torch.bfloat16):
+            for features, c in self._colsum.items():
+                if t.numel() // features <= _EXACT_ROWS:
+                    if not torch.equal(c, c.round()):
+                        return False
+                    return bool(c.sum() == self.nnz(t))
+        return bool(self.nnz(t) == torch.count_nonzero(t == 1))
 
 
 def shape_str(shape: tuple[int, ...]) -> str:
@@ -304,6 +397,7 @@ class ActivityCounter:
         self._live: list[torch.Tensor] = []
         self._live_samples = 1
         self._stack: list[str] = []
+        self._seen: dict[int, _TensorStats] = {}
 
     def __enter__(self) -> ActivityCounter:
         self.attach()
@@ -316,6 +410,7 @@ class ActivityCounter:
         if self.handles:
             return
         self.handles.append(self.model.register_forward_pre_hook(self._model_pre_hook))
+        self.handles.append(self.model.register_forward_hook(self._model_post_hook))
         for module in self.calls:
             self.handles.append(module.register_forward_pre_hook(self._pre_hook))
             self.handles.append(module.register_forward_hook(self._post_hook))
@@ -326,9 +421,20 @@ class ActivityCounter:
         self.handles = []
 
     # -- hooks -----------------------------------------------------------------------------------
+    def _stats(self, t: torch.Tensor) -> _TensorStats:
+        """The shared reductions of ``t`` for this pass (see :class:`_TensorStats`)."""
+        st = self._seen.get(id(t))
+        if st is None or st.ref() is not t or st.version != t._version:
+            st = self._seen[id(t)] = _TensorStats(t)
+        return st
+
+    def _model_post_hook(self, module: Any, args: tuple, output: Any) -> None:
+        self._seen = {}
+
     def _model_pre_hook(self, module: Any, args: tuple) -> None:
         self._call_count = {}
         self._live = []
+        self._seen = {}
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is None:
             return
@@ -337,7 +443,9 @@ class ActivityCounter:
         self.n_steps_total += s * t
         self._live_samples = s
         with torch.no_grad():
-            total = x.detach().sum(dtype=torch.float64)
+            lead = min(2 if self.layout == "BT" else 1, x.dim())
+            features = math.prod(x.shape[lead:])
+            total = self._stats(x).colsum(x.detach(), features).sum()
         self._input_acc = total if self._input_acc is None else self._input_acc + total
 
     def _node_of(self, module: Any) -> str:
@@ -352,7 +460,7 @@ class ActivityCounter:
             )
         return names[k]
 
-    def _add(self, name: str, key: str, value: torch.Tensor) -> None:
+    def _add(self, name: str, key: str, value: torch.Tensor | float) -> None:
         acc = self.acc[name]
         acc[key] = value if key not in acc else acc[key] + value
 
@@ -370,6 +478,7 @@ class ActivityCounter:
             return
         xd = x.detach()
         with torch.no_grad():
+            st = self._stats(x)
             if name in self.points:
                 shape = self.point_shape[name]
                 if tuple(xd.shape[xd.dim() - len(shape):]) != shape:
@@ -377,24 +486,23 @@ class ActivityCounter:
                         f"layer '{name}' got input of shape {tuple(xd.shape)}, but the layer graph "
                         f"was built for features {shape}; analyse inputs of one feature shape"
                     )
-                lead = tuple(range(xd.dim() - len(shape)))
-                summed = xd.sum(dim=lead, dtype=torch.float64) if lead else xd.to(torch.float64)
+                summed = st.colsum(xd, math.prod(shape)).reshape(shape)
                 prev = self.point_acc.get(name)
                 self.point_acc[name] = summed if prev is None else prev + summed
             if node.kind in ("conv", "linear"):
                 rows = xd.numel() // self.feature_numel[name]
                 dense = float(node.synapses) * rows
-                binary = not bool(torch.logical_and(xd != 0, xd != 1).any())
-                self._add(name, "acs" if binary else "macs", torch.tensor(dense, dtype=torch.float64))
-                self._add(name, "ops_dense", torch.tensor(dense, dtype=torch.float64))
-                self._max(name, "in_max_per_step", xd.max().to(torch.float64))
+                self._add(name, "acs" if st.binary(xd) else "macs", dense)
+                self._add(name, "ops_dense", dense)
+                self._max(name, "in_max_per_step", st.minmax(xd)[1])
             elif node.kind in ("spiking", "neuron"):
-                self._add(name, "neuron_updates_event", torch.count_nonzero(xd).to(torch.float64))
+                self._add(name, "neuron_updates_event", st.nnz(xd))
                 rows = xd.numel() // max(node.neurons, 1)
-                self._add(name, "neuron_updates", torch.tensor(float(node.neurons * rows), dtype=torch.float64))
-                self._max(name, "in_max_per_step", xd.max().to(torch.float64))
+                self._add(name, "neuron_updates", float(node.neurons * rows))
+                self._max(name, "in_max_per_step", st.minmax(xd)[1])
                 if self.per_neuron:
-                    self._add_neuron(self.neuron_in, name, xd, node.in_shape)
+                    colsum = st.colsum(xd, math.prod(node.in_shape))
+                    self._add_neuron(self.neuron_in, name, colsum, node.in_shape)
         # differentiable synops of this pass, for weight layers whose events enter here
         # (also when x needs no grad: the value must be the whole pass's synops; the terms of
         # later layers still carry gradients to the weights through x)
@@ -420,17 +528,23 @@ class ActivityCounter:
             return
         with torch.no_grad():
             od = out.detach()
-            self._add(name, "spikes_out", od.sum(dtype=torch.float64))
-            self._max(name, "out_max_per_step", od.max().to(torch.float64))
+            st = self._stats(out)
+            features = math.prod(node.out_shape)
+            if features == 0 or od.numel() % features:
+                features = 1  # not the traced feature shape: the total is still right
+            colsum = st.colsum(od, features)
+            self._add(name, "spikes_out", colsum.sum())
+            self._max(name, "out_max_per_step", st.minmax(od)[1])
             if node.kind == "activation":
-                self._add(name, "neuron_updates", torch.tensor(float(od.numel()), dtype=torch.float64))
+                self._add(name, "neuron_updates", float(od.numel()))
             if self.per_neuron:
-                self._add_neuron(self.neuron_out, name, od, node.out_shape)
+                self._add_neuron(self.neuron_out, name, colsum, node.out_shape)
 
     @staticmethod
-    def _add_neuron(store: dict[str, torch.Tensor], name: str, t: torch.Tensor, shape: tuple) -> None:
-        lead = tuple(range(t.dim() - len(shape)))
-        summed = t.sum(dim=lead, dtype=torch.float64) if lead else t.to(torch.float64)
+    def _add_neuron(
+        store: dict[str, torch.Tensor], name: str, colsum: torch.Tensor, shape: tuple
+    ) -> None:
+        summed = colsum.reshape(shape)
         store[name] = summed if name not in store else store[name] + summed
 
     # -- results ---------------------------------------------------------------------------------
