@@ -95,10 +95,12 @@ class _TensorStats:
     that take longer than the arithmetic.
     """
 
-    __slots__ = ("ref", "version", "_minmax", "_colsum", "_nnz", "_binary")
+    __slots__ = ("ref", "version", "_minmax", "_colsum", "_nnz", "_binary", "integral")
 
     def __init__(self, t: torch.Tensor) -> None:
         self.ref = weakref.ref(t)
+        # set for spike tensors (outputs of spiking layers): every value is a whole count
+        self.integral = False
         self.version = t._version
         self._minmax: tuple[torch.Tensor, torch.Tensor] | None = None
         self._colsum: dict[int, torch.Tensor] = {}
@@ -126,7 +128,10 @@ class _TensorStats:
         if c is None:
             rows = t.numel() // max(features, 1)
             t2 = t.reshape(rows, features)
-            if t.device.type == "cpu" and t.is_floating_point() and rows > 1:
+            if self.integral and t.dtype == torch.float32 and self._exact_f32(t, rows):
+                # whole counts whose column sums stay below 2**24: float32 sums are exact
+                c = t2.sum(0).to(torch.float64)
+            elif t.device.type == "cpu" and t.is_floating_point() and rows > 1:
                 c = torch.zeros(features, dtype=torch.float64)
                 step = max(1, _BLOCK // max(features, 1))
                 ones = torch.ones(min(step, rows), dtype=torch.float64)
@@ -138,6 +143,10 @@ class _TensorStats:
                 c = t2.sum(0, dtype=torch.float64)
             self._colsum[features] = c
         return c
+
+    def _exact_f32(self, t: torch.Tensor, rows: int) -> bool:
+        lo, hi = (float(v) for v in self.minmax(t))
+        return max(abs(lo), abs(hi)) * rows < 2**24
 
     def nnz(self, t: torch.Tensor) -> torch.Tensor:
         if self._nnz is None:
@@ -499,7 +508,6 @@ class ActivityCounter:
                 self._add(name, "neuron_updates_event", st.nnz(xd))
                 rows = xd.numel() // max(node.neurons, 1)
                 self._add(name, "neuron_updates", float(node.neurons * rows))
-                self._max(name, "in_max_per_step", st.minmax(xd)[1])
                 if self.per_neuron:
                     colsum = st.colsum(xd, math.prod(node.in_shape))
                     self._add_neuron(self.neuron_in, name, colsum, node.in_shape)
@@ -529,6 +537,8 @@ class ActivityCounter:
         with torch.no_grad():
             od = out.detach()
             st = self._stats(out)
+            if node.kind == "spiking" and not torch.is_grad_enabled():
+                st.integral = True  # spike counts (under autograd, surrogate outputs may differ)
             features = math.prod(node.out_shape)
             if features == 0 or od.numel() % features:
                 features = 1  # not the traced feature shape: the total is still right
