@@ -115,12 +115,15 @@ class FamilySpec:
     """A chip family: the limit figures its profiles must carry and the mapper that checks them.
 
     ``mapper(graph, profile, analysis=None) -> FitReport`` is set by the family's mapper module.
+    ``validate(profile)`` checks figures against each other (e.g. per-core tables against the
+    core count) and raises :class:`ProfileError`; it runs when a profile is loaded.
     """
 
     name: str
     limits: Mapping[str, FigureSpec]
     mapper: Callable[..., Any] | None = None
     description: str = ""
+    validate: Callable[[Any], None] | None = None
 
 
 FAMILIES: dict[str, FamilySpec] = {}
@@ -364,7 +367,7 @@ def parse_profile(data: Mapping[str, Any], path: str = "<profile>") -> ChipProfi
                     )
         sections[section] = figures
 
-    return ChipProfile(
+    profile = ChipProfile(
         name=data["name"],
         family=family,
         title=data.get("title", data["name"]),
@@ -374,6 +377,9 @@ def parse_profile(data: Mapping[str, Any], path: str = "<profile>") -> ChipProfi
         neuron_update=model.get("neuron_update", "event"),
         **sections,
     )
+    if fam.validate is not None:
+        fam.validate(profile)
+    return profile
 
 
 def _parse_figure(path: str, dotted: str, key: str, raw: Any, spec: FigureSpec) -> Figure:

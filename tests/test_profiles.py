@@ -204,3 +204,22 @@ def test_unmodified_copy_loads(tmp_path: Path):
 def test_unknown_profile_name_lists_known_ones():
     with pytest.raises(ProfileError, match="speck2f"):
         load_profile("speck99")
+
+
+def test_per_core_table_length_checked_at_load(tmp_path):
+    """A per-core table that does not have n_cores entries is rejected when the file is loaded."""
+    import re
+
+    from hwcheck.profiles import ProfileError, load_profile, profile_dirs
+
+    src = next(d / "speck2f.toml" for d in profile_dirs() if (d / "speck2f.toml").is_file()).read_text()
+    bad = re.sub(r"(\[limits\.bias_memory_words\]\s*value = \[)[^\]]*\]", r"\g<1>1024, 1024]", src)
+    assert bad != src
+    path = tmp_path / "short.toml"
+    path.write_text(bad)
+    try:
+        load_profile(path)
+    except ProfileError as exc:
+        assert str(path) in str(exc) and "bias_memory_words" in str(exc) and "n_cores" in str(exc)
+    else:
+        raise AssertionError("a 2-entry bias table for 9 cores was accepted")

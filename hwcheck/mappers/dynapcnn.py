@@ -1709,5 +1709,6 @@ register_family(
         limits=LIMITS,
         mapper=map_dynapcnn,
         description="SynSense DYNAP-CNN / Speck: convolutional cores, each conv -> IAF -> sum pool",
+        validate=CoreTable.from_profile,
     )
 )
