@@ -151,6 +151,8 @@ class Report:
             f.index = f.index.astype(str)
             f.index.name = index_name
             f = f.reset_index()
+            if "chip" in f.columns:  # e.g. the chip index of a multi-chip partition
+                f = f.rename(columns={"chip": "chip_index"})
             f.insert(0, "chip", chip)
             parts.append(f)
         if not parts:

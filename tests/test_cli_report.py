@@ -195,3 +195,23 @@ def test_chip_all_one_row_per_profile_and_exit_status(model_file):
     # when no named chip fits, the status is 1
     r = run("check", f"{model_file}:bad", "--chip", "speck2f", "--chip", "speck2e", "--input-shape", "2,16,16", "--no-save", "-q")
     assert r.returncode == 1
+
+
+def test_report_of_every_profile_saves(tmp_path):
+    """One report over every bundled profile (all families) saves and reads back."""
+    import sinabs.layers as sl
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, bias=False), sl.IAFSqueeze(batch_size=1),
+                          nn.Flatten(), nn.Linear(4 * 7 * 7, 3, bias=False), sl.IAFSqueeze(batch_size=1))
+    events = (torch.rand(5, 2, 16, 16) < 0.2).float()
+    rep = hwcheck.report(model, "all", events, name="all")
+    assert sorted(rep.summary.index) == sorted(hwcheck.list_profiles())
+    out = rep.save(tmp_path / "all")
+    cores = pd.read_csv(out / "cores.csv", dtype={"chip": str, "core": str})
+    assert set(cores["chip"]) <= set(hwcheck.list_profiles())
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["chips"]) == len(hwcheck.list_profiles())
+    assert (out / "chip_energy.png").exists()
