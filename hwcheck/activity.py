@@ -387,6 +387,9 @@ class ActivityCounter:
             self.fanout[node.name] = chain_fanout_map(layers, reshapes, shape)
             self.fanout_nz[node.name] = chain_fanout_map(layers, reshapes, shape, nonzero=True)
         self.points = set(self.event_point.values())
+        self.spike_nodes = {
+            n.name for n in g if (spec := spec_for(n.module)) is not None and spec.counts_spikes
+        }
         self.feature_numel = {
             n.name: max(math.prod(n.in_shape), 1) for n in g.by_kind("conv", "linear")
         }
@@ -395,7 +398,6 @@ class ActivityCounter:
         """Zero every counter (hooks stay in place)."""
         self.n_samples = 0
         self.n_steps_total = 0
-        self.input_events = 0.0
         self._input_acc: torch.Tensor | None = None
         self.point_acc: dict[str, torch.Tensor] = {}
         self.acc: dict[str, dict[str, Any]] = {n.name: {} for n in self.graph}
@@ -525,10 +527,9 @@ class ActivityCounter:
 
     def _post_hook(self, module: Any, args: tuple, output: Any) -> None:
         name = self._stack.pop()
-        node = self.graph[name]
-        spec = spec_for(module)
-        if spec is None or not spec.counts_spikes:
+        if name not in self.spike_nodes:
             return
+        node = self.graph[name]
         out = output
         while isinstance(out, (tuple, list)) and out:
             out = out[0]
@@ -537,8 +538,8 @@ class ActivityCounter:
         with torch.no_grad():
             od = out.detach()
             st = self._stats(out)
-            if node.kind == "spiking" and not torch.is_grad_enabled():
-                st.integral = True  # spike counts (under autograd, surrogate outputs may differ)
+            if node.kind == "spiking":
+                st.integral = True  # spike counts (a surrogate gradient changes only backward)
             features = math.prod(node.out_shape)
             if features == 0 or od.numel() % features:
                 features = 1  # not the traced feature shape: the total is still right

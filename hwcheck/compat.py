@@ -10,6 +10,7 @@ deliberate difference from sinabs.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -112,43 +113,20 @@ class SNNAnalyzer:
 
     def _collect(self, counter: ActivityCounter) -> None:
         a = counter.analysis()
-        per_neuron = {}
-        s = max(a.n_samples, 1)
-        for name in counter.neuron_out:
-            per_neuron[name] = (counter.neuron_in.get(name), counter.neuron_out[name])
+        per_neuron = {n: (counter.neuron_in.get(n), counter.neuron_out[n]) for n in counter.neuron_out}
         counter.reset()
         self._last, self._last_neurons = a, per_neuron
         self._total = a if self._total is None else self._total.merge(a)
         self.n_batches += 1
-        for path, stats in self._by_module(a, per_neuron).items():
-            if "firing_rate" in stats:
-                self._rate_sum[path] = self._rate_sum.get(path, 0.0) + stats["_rate"]
-                fr = per_neuron_rate = stats["_per_neuron_out"] / s / max(a.n_steps, 1)
-                prev = self._sum_neurons.get(path)
-                self._sum_neurons[path] = fr if prev is None else prev + per_neuron_rate
-            if "synops" in stats:
-                self._synops_sum[path] = self._synops_sum.get(path, 0.0) + stats["_synops"]
-
-    def _by_module(self, a: Analysis, per_neuron: dict) -> dict[str, dict[str, Any]]:
-        """Per module path: sums over its calls in one pass."""
-        out: dict[str, dict[str, Any]] = {}
-        df = a.layers
-        for node in a.graph:
-            row = df.loc[node.name]
-            entry = out.setdefault(node.module_path, {})
-            if node.kind == "spiking":
-                entry["_spikes"] = entry.get("_spikes", 0.0) + float(row["spikes_out"])
-                entry["_neurons"] = node.neurons
-                entry["_rate"] = entry["_spikes"] / max(node.neurons * a.n_steps, 1e-30)
-                entry["firing_rate"] = True
-                pin, pout = per_neuron.get(node.name, (None, None))
-                if pout is not None:
-                    entry["_per_neuron_out"] = pout + entry.get("_per_neuron_out", 0)
-                    entry["_per_neuron_in"] = (pin if pin is not None else 0) + entry.get("_per_neuron_in", 0)
-            elif node.kind in ("conv", "linear"):
-                entry["_synops"] = entry.get("_synops", 0.0) + float(row["synops"])
-                entry["synops"] = True
-        return out
+        for path, st in _by_module(a, per_neuron).items():
+            if st.spiking:
+                self._rate_sum[path] = self._rate_sum.get(path, 0.0) + st.rate(a.n_steps)
+                rate = st.rate_per_neuron(a.n_samples, a.n_steps)
+                if rate is not None:
+                    prev = self._sum_neurons.get(path)
+                    self._sum_neurons[path] = rate if prev is None else prev + rate
+            if st.param:
+                self._synops_sum[path] = self._synops_sum.get(path, 0.0) + st.synops
 
     def get_layer_statistics(self, average: bool = False) -> dict:
         """``{"spiking": {name: {...}}, "parameter": {name: {...}}}`` as sinabs returns it.
@@ -166,26 +144,24 @@ class SNNAnalyzer:
         a = self._last
         s = max(a.n_samples, 1)
         steps = a.n_steps
-        for path, st in self._by_module(a, self._last_neurons).items():
-            if "firing_rate" in st:
-                n = self.n_batches if average else 1
-                rate = self._rate_sum[path] / n if average else st["_rate"]
-                pout = st.get("_per_neuron_out")
-                pin = st.get("_per_neuron_in")
-                per_neuron = (
-                    self._sum_neurons[path] / n
-                    if average
-                    else (pout / s / max(steps, 1) if pout is not None else None)
-                )
+        n = self.n_batches
+        for path, st in _by_module(a, self._last_neurons).items():
+            if st.spiking:
+                if average:
+                    rate = self._rate_sum[path] / n
+                    per_neuron = self._sum_neurons[path] / n if path in self._sum_neurons else None
+                else:
+                    rate = st.rate(steps)
+                    per_neuron = st.rate_per_neuron(a.n_samples, steps)
                 result["spiking"][path] = {
-                    "n_neurons": st["_neurons"],
+                    "n_neurons": st.neurons,
                     "firing_rate": torch.tensor(rate),
                     "firing_rate_per_neuron": per_neuron.float() if per_neuron is not None else None,
-                    "input": (pin / s).float() if isinstance(pin, torch.Tensor) else None,
-                    "output": (pout / s).float() if pout is not None else None,
+                    "input": (st.in_sum / s).float() if st.in_sum is not None else None,
+                    "output": (st.out_sum / s).float() if st.out_sum is not None else None,
                 }
-            if "synops" in st:
-                synops = self._synops_sum[path] / self.n_batches if average else st["_synops"]
+            if st.param:
+                synops = self._synops_sum[path] / n if average else st.synops
                 per_s = synops / steps / self.dt * 1000 if steps else float("inf")
                 result["parameter"][path] = {
                     "synops": torch.tensor(synops),
@@ -216,6 +192,48 @@ class SNNAnalyzer:
     def analysis(self, average: bool = True) -> Analysis | None:
         """The hwcheck :class:`Analysis` of every pass so far (or only the last one)."""
         return self._total if average else self._last
+
+
+@dataclass
+class _ModuleStats:
+    """One module's figures in one pass, summed over its calls (sinabs reports per module)."""
+
+    spiking: bool = False
+    param: bool = False
+    neurons: int = 0
+    spikes: float = 0.0  # per sample
+    synops: float = 0.0  # per sample
+    in_sum: torch.Tensor | None = None  # per neuron, summed over samples and time
+    out_sum: torch.Tensor | None = None
+
+    def rate(self, steps: float) -> float:
+        return self.spikes / max(self.neurons * steps, 1e-30)
+
+    def rate_per_neuron(self, samples: int, steps: float) -> torch.Tensor | None:
+        if self.out_sum is None:
+            return None
+        return self.out_sum / max(samples, 1) / max(steps, 1)
+
+
+def _by_module(a: Analysis, per_neuron: dict) -> dict[str, _ModuleStats]:
+    """Per module path: the figures of its calls in one pass, added up."""
+    out: dict[str, _ModuleStats] = {}
+    df = a.layers
+    for node in a.graph:
+        st = out.setdefault(node.module_path, _ModuleStats())
+        if node.kind == "spiking":
+            st.spiking = True
+            st.neurons = node.neurons
+            st.spikes += float(df.at[node.name, "spikes_out"])
+            pin, pout = per_neuron.get(node.name, (None, None))
+            if pout is not None:
+                st.out_sum = pout if st.out_sum is None else st.out_sum + pout
+            if pin is not None:
+                st.in_sum = pin if st.in_sum is None else st.in_sum + pin
+        elif node.kind in ("conv", "linear"):
+            st.param = True
+            st.synops += float(df.at[node.name, "synops"])
+    return out
 
 
 class SynOpCounter:

@@ -134,6 +134,8 @@ class LayerGraph:
 
 # --------------------------------------------------------------------------- tracing
 
+# tensor functions that keep values and their order: a weight layer's events may be counted
+# before them (e.g. AvgPool -> x.view(B, -1) -> Linear)
 _RESHAPE_FUNCS = {
     "view",
     "reshape",
@@ -346,7 +348,8 @@ class _Tracer:
         self.layout = layout
         self.leaves, self.warnings = leaf_modules(model)
         self.info: dict[int, _TensorInfo] = {}
-        self.keep: list[Any] = []  # keep traced tensors alive so their id() stays unique
+        # traced tensors by id(), kept alive so that an id() is never reused during the trace
+        self.tensors: dict[int, Any] = {}
         self.depth = 0
 
     def _lead_of(self, t: Any, default: int) -> int:
@@ -361,7 +364,7 @@ class _Tracer:
         calls: dict[Any, int] = {}
         in_lead = 2 if self.layout == "BT" else 1
         self.info[id(x)] = _TensorInfo(frozenset([INPUT]), in_lead, node=INPUT)
-        self.keep.append(x)
+        self.tensors[id(x)] = x
         handles = []
 
         def pre_hook(module: Any, args: tuple) -> None:
@@ -385,7 +388,7 @@ class _Tracer:
                 lead = tracer._output_lead(rec, outs)
                 for i, t in enumerate(outs):
                     tracer.info[id(t)] = _TensorInfo(sources, lead, node=rec.name if i == 0 else None)
-                    tracer.keep.append(t)
+                    tracer.tensors[id(t)] = t
 
         class Mode(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -411,7 +414,7 @@ class _Tracer:
                             tracer.info[id(t)] = _TensorInfo(
                                 srcs, lead, reshape_of=id(ins[0]) if pure else None
                             )
-                            tracer.keep.append(t)
+                            tracer.tensors[id(t)] = t
                 return out
 
         try:
@@ -536,12 +539,12 @@ class _Tracer:
         cur = rec.inputs[0]
         info = rec.in_infos[0] if rec.in_infos else None
         first_pool = None
-        for _ in range(10_000):
+        for _ in range(len(self._records) + len(self.tensors) + 1):  # each step moves back
             if info is None:
                 break
             if info.reshape_of is not None:
                 steps.append(("reshape", tuple(cur.shape[info.lead:])))
-                cur = next((t for t in self.keep if id(t) == info.reshape_of), None)
+                cur = self.tensors.get(info.reshape_of)
                 if cur is None:
                     break
                 info = self.info.get(id(cur))

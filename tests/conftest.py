@@ -271,3 +271,15 @@ __all__ = [
     "sparsify_",
     "spikes",
 ]
+
+
+def init_weights(model: nn.Module, seed: int, mean: float = 0.3, std: float = 0.5) -> nn.Module:
+    """Seeded N(mean, std) weights for every Conv2d / Linear, biases zeroed: lively test models."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std + mean)
+                if m.bias is not None:
+                    m.bias.zero_()
+    return model

@@ -19,6 +19,7 @@ from conftest import (
     chain_fan_out,
     conv_connections,
     expected_synops,
+    init_weights,
     linear_connections,
     module_hooks,
     pool2d_connections,
@@ -31,18 +32,11 @@ import hwcheck
 B, T = 2, 4
 
 
-def _init(model: nn.Module, seed: int, mean: float = 0.3, std: float = 0.5) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std + mean)
-    return model
 
 
 def squeeze_snn(batch_size: int | None = B, num_timesteps: int | None = None) -> nn.Sequential:
     kw = {"batch_size": batch_size, "num_timesteps": num_timesteps}
-    return _init(
+    return init_weights(
         nn.Sequential(
             nn.Conv2d(2, 4, 3, padding=1, bias=False),
             sl.IAFSqueeze(**kw),
@@ -59,7 +53,7 @@ def squeeze_snn(batch_size: int | None = B, num_timesteps: int | None = None) ->
 
 def bt_snn(features: int = 6) -> nn.Sequential:
     """(B, T, F) model with non-squeeze sinabs neurons."""
-    return _init(
+    return init_weights(
         nn.Sequential(
             nn.Linear(features, 5, bias=False),
             sl.IAF(),
@@ -139,7 +133,7 @@ def test_describe_leaves_model_unchanged() -> None:
         nn.Linear(4 * 4 * 4, 3),
         sl.NeuromorphicReLU(),
     )
-    _init(model, 3)
+    init_weights(model, 3)
     model.train()
     model[1].eval()  # mixed flags must be kept as they are
     with torch.no_grad():
@@ -239,7 +233,7 @@ class SharedPoolConv(nn.Module):
 
 
 def test_shared_modules_residual_bruteforce() -> None:
-    model = _init(SharedPoolConv(), seed=4)
+    model = init_weights(SharedPoolConv(), seed=4)
     x = spikes((B, 2, 8, 8), 8)
     with torch.no_grad():
         y = model.act(model.c1(model.pool(x)))
@@ -273,7 +267,7 @@ def test_shared_modules_residual_bruteforce() -> None:
 
 
 def test_nested_sequential_bruteforce() -> None:
-    model = _init(
+    model = init_weights(
         nn.Sequential(
             nn.Sequential(
                 nn.Conv2d(1, 2, 3, bias=False), nn.Sequential(nn.ReLU(), nn.AvgPool2d(2))
@@ -301,7 +295,7 @@ def test_nested_sequential_bruteforce() -> None:
 
 
 def test_merge_equals_concatenated_data_ann() -> None:
-    model = _init(
+    model = init_weights(
         nn.Sequential(
             nn.Conv2d(1, 2, 3, bias=False),
             nn.ReLU(),
@@ -490,7 +484,7 @@ def _closed_form_ann(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> tor
 
 
 def test_synops_tensor_is_differentiable() -> None:
-    model = _init(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)), seed=7, mean=0.1)
+    model = init_weights(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)), seed=7, mean=0.1)
     graph = hwcheck.describe(model, (4,))
     x = spikes((3, 4), 21, p=0.7).requires_grad_(True)
     with hwcheck.ActivityCounter(model, graph) as counter:
@@ -514,7 +508,7 @@ def test_synops_tensor_is_differentiable() -> None:
 def test_synops_tensor_value_when_input_needs_no_grad() -> None:
     """The usual training case (data without requires_grad): the value is still the pass's synops,
     and the weights still get gradients."""
-    model = _init(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)), seed=8, mean=0.1)
+    model = init_weights(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)), seed=8, mean=0.1)
     graph = hwcheck.describe(model, (4,))
     x = spikes((3, 4), 22, p=0.7)
     with hwcheck.ActivityCounter(model, graph) as counter:

@@ -20,6 +20,7 @@ from conftest import (
     chain_fan_out,
     conv_connections,
     expected_synops,
+    init_weights,
     linear_connections,
     pool2d_connections,
     spikes,
@@ -48,15 +49,6 @@ def _synop_counter(modules, **kw):
         return SynOpCounter(modules, **kw)
 
 
-def _init(model: nn.Module, seed: int, mean: float = 0.3, std: float = 0.5) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std + mean)
-                if m.bias is not None:
-                    m.bias.zero_()
-    return model
 
 
 def squeeze_cnn(pool: str) -> nn.Sequential:
@@ -73,7 +65,7 @@ def squeeze_cnn(pool: str) -> nn.Sequential:
         nn.Linear(8 * 2 * 2, 10, bias=False),
         sl.IAFSqueeze(batch_size=B),
     )
-    return _init(model, seed=1 if pool == "sum" else 2)
+    return init_weights(model, seed=1 if pool == "sum" else 2)
 
 
 def _analyze_fresh(model: nn.Module, x: torch.Tensor, **kw) -> hwcheck.Analysis:
@@ -164,7 +156,7 @@ def neuromorphic_relu_ann() -> nn.Sequential:
         nn.Linear(6 * 5 * 5, 4, bias=False),
         sl.NeuromorphicReLU(),
     )
-    return _init(model, seed=3, mean=0.2, std=0.4).eval()
+    return init_weights(model, seed=3, mean=0.2, std=0.4).eval()
 
 
 def test_snnanalyzer_neuromorphic_relu_ann() -> None:
@@ -200,7 +192,7 @@ def test_firing_rate_hook_neuromorphic_relu() -> None:
 
 def test_synopcounter_where_fanout_is_uniform() -> None:
     """SynOpCounter is right when each NeuromorphicReLU's fanout is set to the next Linear's width."""
-    model = _init(
+    model = init_weights(
         nn.Sequential(
             nn.Linear(10, 20),
             sl.NeuromorphicReLU(fanout=5),
@@ -232,8 +224,8 @@ def test_defect1_model_total_includes_avgpool_scaling() -> None:
 def test_defect2_one_convention_for_conv_and_linear() -> None:
     """No Squeeze layer, (B, T, ...) input: conv and linear both per sample over T steps."""
 
-    conv = _init(nn.Conv2d(1, 2, 3, bias=False), seed=5)
-    lin = _init(nn.Linear(2 * 3 * 3, 3, bias=False), seed=6)
+    conv = init_weights(nn.Conv2d(1, 2, 3, bias=False), seed=5)
+    lin = init_weights(nn.Linear(2 * 3 * 3, 3, bias=False), seed=6)
     model = nn.Sequential(
         sl.FlattenTime(),
         conv,
@@ -274,8 +266,8 @@ class ManualFlattenTime(nn.Module):
 
 
 def test_defect2_one_convention_manual_time_flattening() -> None:
-    conv = _init(nn.Conv2d(1, 2, 3, bias=False), seed=5)
-    lin = _init(nn.Linear(2 * 3 * 3, 3, bias=False), seed=6)
+    conv = init_weights(nn.Conv2d(1, 2, 3, bias=False), seed=5)
+    lin = init_weights(nn.Linear(2 * 3 * 3, 3, bias=False), seed=6)
     model = nn.Sequential(ManualFlattenTime(conv), sl.IAF(), nn.Flatten(start_dim=2), lin, sl.IAF())
     x = spikes((B, T, 1, 5, 5), 11, max_value=1)
     sinabs.reset_states(model)
@@ -346,7 +338,7 @@ class Residual(nn.Module):
 
 def test_defect5_nested_and_non_sequential_models_counted() -> None:
     inner = nn.Sequential(nn.Conv2d(2, 3, 3, bias=False), nn.ReLU())
-    model = _init(
+    model = init_weights(
         nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.ReLU()), inner),
         seed=7,
     ).eval()
@@ -361,7 +353,7 @@ def test_defect5_nested_and_non_sequential_models_counted() -> None:
         expected_synops(h, conv_connections(inner[0], (2, 6, 6)).fan_out(), 1, B)
     )
 
-    res = _init(Residual(), seed=8)
+    res = init_weights(Residual(), seed=8)
     layers = hwcheck.analyze(res, x).layers
     with torch.no_grad():
         y = res.act(res.c1(x))
@@ -418,7 +410,7 @@ def test_defect9_nonspiking_state_not_counted_as_spikes() -> None:
     model = nn.Sequential(
         nn.Linear(4, 3, bias=False), sl.ExpLeak(tau_mem=5.0), nn.Linear(3, 2, bias=False), sl.IAF()
     )
-    _init(model, seed=9, mean=1.0, std=0.2)
+    init_weights(model, seed=9, mean=1.0, std=0.2)
     x = spikes((B, T, 4), 13, max_value=1)
     a = _analyze_fresh(model, x)
     layers = a.layers
@@ -430,7 +422,7 @@ def test_defect9_nonspiking_state_not_counted_as_spikes() -> None:
 
 def test_defect10_synopcounter_borders_and_pooling() -> None:
     """NeuromorphicReLU -> AvgPool -> padded conv: exact fan-out at borders through the pool."""
-    conv = _init(nn.Conv2d(2, 3, 3, bias=False), seed=10)
+    conv = init_weights(nn.Conv2d(2, 3, 3, bias=False), seed=10)
     model = nn.Sequential(sl.NeuromorphicReLU(fanout=27), nn.AvgPool2d(2), conv).eval()
     x = spikes((B, 2, 8, 8), 14, p=0.5)
     pst = pool2d_connections(model[1], (2, 8, 8))
@@ -499,7 +491,7 @@ def test_compat_synopcounter_exact() -> None:
     sinabs' value where sinabs is right (uniform fanout set by hand)."""
     if not hasattr(hwcheck, "SynOpCounter"):
         pytest.skip("hwcheck.SynOpCounter not written yet")
-    conv = _init(nn.Conv2d(2, 3, 3, bias=False), seed=10)
+    conv = init_weights(nn.Conv2d(2, 3, 3, bias=False), seed=10)
     model = nn.Sequential(sl.NeuromorphicReLU(), nn.AvgPool2d(2), conv).eval()
     x = spikes((B, 2, 8, 8), 16, p=0.5)
     pst = pool2d_connections(model[1], (2, 8, 8))
@@ -510,7 +502,7 @@ def test_compat_synopcounter_exact() -> None:
     model(x)
     assert float(counter()) == pytest.approx(want)
 
-    lin = _init(
+    lin = init_weights(
         nn.Sequential(nn.Linear(6, 4), sl.NeuromorphicReLU(fanout=3), nn.Linear(4, 3)), seed=11
     ).eval()
     xs = spikes((3, 6), 17, p=0.7)
