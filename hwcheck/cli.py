@@ -175,23 +175,26 @@ def batches_for(model: Any, events: Any, input_shape: tuple[int, ...]) -> list[A
     if layout == "(BT)":
         batch, steps = squeeze_rows(model)
         b = batch or 1
+        if events.shape[0] % b:
+            raise UsageError(
+                f"the model's Squeeze layers take batches of {b} samples; --data has {events.shape[0]}, "
+                "not a multiple"
+            )
         if steps and events.shape[1] != steps:
             raise UsageError(f"the model's Squeeze layers expect {steps} time steps; --data has {events.shape[1]}")
-        out = []
-        for i in range(0, events.shape[0] - b + 1, b):
-            out.append(events[i : i + b].reshape(-1, *input_shape))
-        if not out:
-            raise UsageError(f"the model's Squeeze layers expect batches of {b} samples; --data has {events.shape[0]}")
-        return out
+        return [events[i : i + b].reshape(-1, *input_shape) for i in range(0, events.shape[0], b)]
     return [events.reshape(-1, *input_shape)]
 
 
 def synthetic(model: Any, input_shape: tuple[int, ...], timesteps: int, rate_hz: float, dt: float, seed: int = 0) -> list[Any]:
-    """Seeded Poisson events in the model's layout (one sample)."""
+    """Seeded Poisson events in the model's layout: one sample, or one batch where the model's
+    Squeeze layers fix the batch size."""
     from hwcheck.examples import synthetic_events
+    from hwcheck.graph import infer_layout, squeeze_rows
 
-    ev = synthetic_events(timesteps, 1, rate_hz, dt, input_shape, seed)
-    return batches_for(model, ev.reshape(1, timesteps, *input_shape), input_shape)
+    b = (squeeze_rows(model)[0] or 1) if infer_layout(model) == "(BT)" else 1
+    ev = synthetic_events(timesteps, b, rate_hz, dt, input_shape, seed)
+    return batches_for(model, ev.reshape(b, timesteps, *input_shape), input_shape)
 
 
 # --------------------------------------------------------------------------- commands

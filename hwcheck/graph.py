@@ -444,7 +444,7 @@ class _Tracer:
             return in_lead + 1
         if "start_dim" in attrs:  # nn.Flatten
             sd = attrs["start_dim"] % max(inp.dim(), 1) if inp is not None else 1
-            return min(in_lead, sd) if sd < in_lead else in_lead
+            return min(in_lead, sd)
         return min(in_lead, max(out.dim() - 1, 0)) if out.dim() else 0
 
     def build(self, records: list[_CallRecord], out: Any, input_shape: tuple[int, ...]) -> LayerGraph:

@@ -143,7 +143,6 @@ BANDWIDTH_FIGURES: dict[str, FigureSpec] = {
     "output_events_per_s": FigureSpec("number", False, "max output event rate from the chip"),
     "spikes_per_s_per_core": FigureSpec("number", False, "max output spikes per second per core"),
 }
-POWER_FIGURES_NOTE = "free-form measured power figures (context only, not used in estimates)"
 
 
 def register_family(spec: FamilySpec) -> FamilySpec:
@@ -204,14 +203,7 @@ class ChipProfile:
         for dotted, value in overrides.items():
             section, _, key = dotted.partition(".")
             if section == "model":
-                if key not in MODEL_KEYS:
-                    raise ProfileError(
-                        f"{self.path}: unknown key model.{key}; expected one of {sorted(MODEL_KEYS)}"
-                    )
-                if value not in MODEL_KEYS[key]:
-                    raise ProfileError(
-                        f"{self.path}: model.{key} = {value!r}; expected one of {MODEL_KEYS[key]}"
-                    )
+                _check_model_key(self.path, key, value)
                 model[key] = value
                 continue
             if section not in sections or not key:
@@ -237,6 +229,13 @@ class ChipProfile:
             neuron_update=model["neuron_update"],
             **sections,
         )
+
+
+def _check_model_key(path: str, key: str, value: Any) -> None:
+    if key not in MODEL_KEYS:
+        raise ProfileError(f"{path}: unknown key model.{key}; expected one of {sorted(MODEL_KEYS)}")
+    if value not in MODEL_KEYS[key]:
+        raise ProfileError(f"{path}: model.{key} = {value!r}; expected one of {MODEL_KEYS[key]}")
 
 
 def _default_unit(key: str) -> str:
@@ -332,10 +331,7 @@ def parse_profile(data: Mapping[str, Any], path: str = "<profile>") -> ChipProfi
     if not isinstance(model, Mapping):
         raise ProfileError(f"{path}: [model] must be a table")
     for key, value in model.items():
-        if key not in MODEL_KEYS:
-            raise ProfileError(f"{path}: unknown key model.{key}; expected one of {sorted(MODEL_KEYS)}")
-        if value not in MODEL_KEYS[key]:
-            raise ProfileError(f"{path}: model.{key} = {value!r}; expected one of {MODEL_KEYS[key]}")
+        _check_model_key(path, key, value)
 
     sections: dict[str, dict[str, Figure]] = {}
     schemas: dict[str, Mapping[str, FigureSpec] | None] = {

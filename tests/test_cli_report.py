@@ -157,14 +157,14 @@ def test_csv_round_trip(tmp_path):
     rep = hwcheck.report(dvs_gesture_cnn(), ["speck2f"], synthetic_events(10), name="rt", progress=False)
     out = rep.save(tmp_path / "rt", formats=("csv",))
     frames = {
-        "layers.csv": (rep.layers.reset_index(), 0),
-        "summary.csv": (rep.summary.reset_index(), 0),
-        "violations.csv": (rep.violations, None),
-        "energy.csv": (rep.energy, None),
-        "cores.csv": (rep.cores, None),
+        "layers.csv": rep.layers.reset_index(),
+        "summary.csv": rep.summary.reset_index(),
+        "violations.csv": rep.violations,
+        "energy.csv": rep.energy,
+        "cores.csv": rep.cores,
     }
     ids = {"layer": str, "core": str, "chip": str, "unit": str, "assigned_layer": str, "members": str}  # names like "0" would parse as int
-    for fname, (df, _) in frames.items():
+    for fname, df in frames.items():
         back = pd.read_csv(out / fname, dtype={c: str for c in df.columns if c in ids or c.startswith("core_")})
         assert list(back.columns) == list(df.columns), fname
         for col in df.columns:
@@ -215,3 +215,24 @@ def test_report_of_every_profile_saves(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["chips"]) == len(hwcheck.list_profiles())
     assert (out / "chip_energy.png").exists()
+
+
+def test_event_files_are_cut_into_the_models_batches():
+    import sinabs.layers as sl
+    import torch
+    from torch import nn
+
+    from hwcheck.cli import batches_for, synthetic
+
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), sl.IAFSqueeze(batch_size=3))
+    events = torch.zeros(6, 5, 2, 8, 8)
+    events[4, 2, 1, 3, 3] = 1.0  # sample 4, step 2
+    batches = batches_for(model, events, (2, 8, 8))
+    assert [tuple(b.shape) for b in batches] == [(15, 2, 8, 8), (15, 2, 8, 8)]
+    assert batches[1][1 * 5 + 2, 1, 3, 3] == 1.0  # sample 4 = second sample of the second batch
+    with pytest.raises(UsageError, match="not a multiple"):
+        batches_for(model, events[:4], (2, 8, 8))
+    with pytest.raises(UsageError, match="does not end in"):
+        batches_for(model, events, (2, 7, 7))
+    (batch,) = synthetic(model, (2, 8, 8), timesteps=4, rate_hz=100, dt=1e-3)
+    assert tuple(batch.shape) == (12, 2, 8, 8)  # one batch of the model's 3 samples
