@@ -387,6 +387,7 @@ class ActivityCounter:
             self.fanout[node.name] = chain_fanout_map(layers, reshapes, shape)
             self.fanout_nz[node.name] = chain_fanout_map(layers, reshapes, shape, nonzero=True)
         self.points = set(self.event_point.values())
+        self._fanout_cast: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
         self.spike_nodes = {
             n.name for n in g if (spec := spec_for(n.module)) is not None and spec.counts_spikes
         }
@@ -522,8 +523,17 @@ class ActivityCounter:
             xs = x.sum(dim=lead) if lead else x
             for w, point in self.event_point.items():
                 if point == name:
-                    fan = self.fanout[w].to(dtype=xs.dtype, device=xs.device)
+                    fan = self._fanout_as(w, xs)
                     self._live.append((xs * fan).sum() / max(self._live_samples, 1))
+
+    def _fanout_as(self, w: str, like: torch.Tensor) -> torch.Tensor:
+        """Fan-out map of ``w`` in the dtype and on the device of ``like`` (cached: training
+        calls this every step)."""
+        key = (w, like.dtype, like.device)
+        fan = self._fanout_cast.get(key)
+        if fan is None:
+            fan = self._fanout_cast[key] = self.fanout[w].to(dtype=like.dtype, device=like.device)
+        return fan
 
     def _post_hook(self, module: Any, args: tuple, output: Any) -> None:
         name = self._stack.pop()

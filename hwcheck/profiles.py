@@ -172,14 +172,6 @@ class ChipProfile:
         fig = self.limits.get(key)
         return default if fig is None else fig.value
 
-    def figure(self, section_key: str) -> Figure | None:
-        """Look up ``"section.key"`` (e.g. ``"energy.synop_pJ"``)."""
-        section, _, key = section_key.partition(".")
-        table = getattr(self, section, None)
-        if not isinstance(table, Mapping):
-            return None
-        return table.get(key)
-
     def figures(self) -> list[tuple[str, Figure]]:
         """Every figure as (section, figure), for listing with sources."""
         out: list[tuple[str, Figure]] = []

@@ -164,10 +164,6 @@ class Destination:
         )
 
     @property
-    def avg(self) -> bool:
-        return any(p.attrs.get("pool_type") == "avg" for p in self.pools)
-
-    @property
     def key(self) -> tuple:
         return (self.target, tuple(p.name for p in self.pools))
 

@@ -88,8 +88,6 @@ CHECKED_LIMITS = (
 
 POPULATION_KINDS = ("spiking", "neuron", "activation")
 SOURCE_KINDS = (*POPULATION_KINDS, "unknown")
-PASS_KINDS = ("identity", "norm", "reshape", "merge")
-WEIGHT_KINDS = ("conv", "linear")
 ORDERS = ("C,H,W", "H,W,C")
 
 _RESOURCE_LABEL = {
