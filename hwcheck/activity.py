@@ -120,9 +120,10 @@ class _TensorStats:
     def colsum(self, t: torch.Tensor, features: int) -> torch.Tensor:
         """Sum over the leading (batch/time) rows: float64 vector of ``features`` entries.
 
-        On a CPU, blocks of rows are copied to float64 and summed by a matrix-vector product
-        with ones (``sum(dim, dtype=float64)`` walks the tensor without vectorising and is
-        ~10x slower); the accumulation is float64 either way.
+        Spike counts (``integral``) whose sums stay below 2**24 are summed in float32, which is
+        exact for whole numbers. Otherwise, on a CPU, blocks of rows are copied to float64 and
+        summed by a matrix-vector product with ones (``sum(dim, dtype=float64)`` walks the tensor
+        without vectorising and is ~10x slower); elsewhere ``sum(dtype=float64)``.
         """
         c = self._colsum.get(features)
         if c is None:
