@@ -8,7 +8,6 @@ Data flows one way: model -> graph (:mod:`hwcheck.graph`) -> activity (:mod:`hwc
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -186,40 +185,25 @@ def calibrate(
     return cal, written
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int,)):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else "nan"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{s}"'
-
-
 def write_profile(profile: ChipProfile, path: Path, name: str | None = None) -> None:
     """Write ``profile`` as a TOML file that :func:`load_profile` reads back (atomically)."""
-    lines = [
-        f"name = {_toml_value(name or profile.name)}",
-        f"family = {_toml_value(profile.family)}",
-        f"title = {_toml_value(profile.title)}",
-        f"description = {_toml_value(profile.description)}",
-        "",
-        "[model]",
-        f"synop_convention = {_toml_value(profile.synop_convention)}",
-        f"neuron_update = {_toml_value(profile.neuron_update)}",
-    ]
+    import tomli_w
+
+    doc: dict[str, Any] = {
+        "name": name or profile.name,
+        "family": profile.family,
+        "title": profile.title,
+        "description": profile.description,
+        "model": {"synop_convention": profile.synop_convention, "neuron_update": profile.neuron_update},
+    }
     for section, fig in profile.figures():
-        lines += ["", f"[{section}.{fig.key}]", f"value = {_toml_value(fig.value)}"]
-        for attr in ("low", "high"):
-            if getattr(fig, attr) is not None:
-                lines.append(f"{attr} = {_toml_value(getattr(fig, attr))}")
-        lines += [f"unit = {_toml_value(fig.unit)}", f"kind = {_toml_value(fig.kind)}", f"source = {_toml_value(fig.source)}"]
+        entry: dict[str, Any] = {"value": fig.value}
+        entry.update({k: getattr(fig, k) for k in ("low", "high") if getattr(fig, k) is not None})
+        entry.update(unit=fig.unit, kind=fig.kind, source=fig.source)
         if fig.note:
-            lines.append(f"note = {_toml_value(fig.note)}")
+            entry["note"] = fig.note
+        doc.setdefault(section, {})[fig.key] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
     tmp.replace(path)
