@@ -34,8 +34,16 @@ import pandas as pd
 import torch
 
 from hwcheck.connectivity import chain_fanout_map
-from hwcheck.graph import LayerGraph, describe, infer_layout, squeeze_rows
+from hwcheck.graph import LayerGraph, describe, preserved_state
 from hwcheck.layers import spec_for
+from hwcheck.timing import (
+    BatchPlan,
+    TimeError,
+    feature_rank,
+    infer_layout,
+    plan_batch,
+    reset_states,
+)
 
 __all__ = ["ActivityCounter", "Analysis", "analyze", "LAYER_COLUMNS", "samples_and_steps"]
 
@@ -95,7 +103,7 @@ class _TensorStats:
     that take longer than the arithmetic.
     """
 
-    __slots__ = ("ref", "version", "_minmax", "_colsum", "_nnz", "_binary", "integral")
+    __slots__ = ("ref", "version", "_minmax", "_colsum", "_abs_colsum", "_nnz", "_binary", "integral")
 
     def __init__(self, t: torch.Tensor) -> None:
         self.ref = weakref.ref(t)
@@ -104,6 +112,7 @@ class _TensorStats:
         self.version = t._version
         self._minmax: tuple[torch.Tensor, torch.Tensor] | None = None
         self._colsum: dict[int, torch.Tensor] = {}
+        self._abs_colsum: dict[int, torch.Tensor] = {}
         self._nnz: torch.Tensor | None = None
         self._binary: bool | None = None
 
@@ -145,6 +154,19 @@ class _TensorStats:
             self._colsum[features] = c
         return c
 
+    def abs_colsum(self, t: torch.Tensor, features: int) -> torch.Tensor:
+        """Column sums of ``|t|``: events are magnitudes (a spike of -1 is one event). The same
+        as :meth:`colsum` -- no extra pass -- when no value is negative."""
+        if float(self.minmax(t)[0]) >= 0:
+            return self.colsum(t, features)
+        c = self._abs_colsum.get(features)
+        if c is None:
+            ta = t.abs()
+            a = _TensorStats(ta)
+            a.integral = self.integral
+            c = self._abs_colsum[features] = a.colsum(ta, features)
+        return c
+
     def _exact_f32(self, t: torch.Tensor, rows: int) -> bool:
         lo, hi = (float(v) for v in self.minmax(t))
         return max(abs(lo), abs(hi)) * rows < 2**24
@@ -183,6 +205,11 @@ class _TensorStats:
         return bool(self.nnz(t) == torch.count_nonzero(t == 1))
 
 
+def _absmax(minmax: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    lo, hi = minmax
+    return torch.maximum(hi, -lo)
+
+
 def shape_str(shape: tuple[int, ...]) -> str:
     """A feature shape as text for tables: ``(2, 128, 128)`` -> ``"2x128x128"``."""
     return "x".join(str(s) for s in shape) if shape else "-"
@@ -190,17 +217,8 @@ def shape_str(shape: tuple[int, ...]) -> str:
 
 def samples_and_steps(model: Any, x: torch.Tensor, layout: str) -> tuple[int, int]:
     """(samples, time steps per sample) in one model input of the given layout."""
-    if layout == "BT":
-        return int(x.shape[0]), int(x.shape[1])
-    if layout == "(BT)":
-        batch, steps = squeeze_rows(model)
-        rows = int(x.shape[0])
-        if batch:
-            return batch, max(rows // batch, 1)
-        if steps:
-            return max(rows // steps, 1), steps
-        return rows, 1
-    return int(x.shape[0]), 1
+    plan = plan_batch(model, x, layout, data_layout="native", has_neurons=False)
+    return plan.samples, plan.steps
 
 
 @dataclass
@@ -348,6 +366,11 @@ class ActivityCounter:
         self.dt = float(dt)
         self.layout = graph.layout
         self.handles: list[Any] = []
+        # set by analyze(), which tells the counter the samples and steps of each batch
+        self.driven = False
+        # recurrent weights inside a neuron layer: called once per step inside the layer
+        inner = {d for s, d in graph.recurrent_edges if d in graph.nodes and graph[d].kind in ("conv", "linear")}
+        self.inner = {graph[n].module for n in inner}
         self._plan()
         self.reset()
 
@@ -411,6 +434,9 @@ class ActivityCounter:
         self._live_samples = 1
         self._stack: list[str] = []
         self._seen: dict[int, _TensorStats] = {}
+        self._pass_samples = 0
+        self._pass_open = False
+        self.last_loop_steps: int | None = None
 
     def __enter__(self) -> ActivityCounter:
         self.attach()
@@ -442,29 +468,58 @@ class ActivityCounter:
         return st
 
     def _model_post_hook(self, module: Any, args: tuple, output: Any) -> None:
+        """End of a pass: for a folded time loop, count the steps it ran (once per pass)."""
         self._seen = {}
+        if not self._pass_open:
+            return
+        self._pass_open = False
+        if self.graph.loop_steps:
+            steps = self.last_loop_steps = self._measured_loop_steps()
+            if not self.driven:
+                self.n_steps_total += self._pass_samples * steps
+
+    def _measured_loop_steps(self) -> int:
+        """Repetitions of the time loop in this pass, from how often each layer was called."""
+        ratios = {
+            self._call_count.get(m, 0) / len(names)
+            for m, names in self.calls.items()
+            if m not in self.inner
+        }
+        k = max(ratios, default=1)
+        if ratios - {1.0, k} or k != int(k):
+            raise RuntimeError(
+                "the model's layers were called in a different pattern than when the layer graph was "
+                "built (a time loop whose layers do not all run once per step)"
+            )
+        return int(k)
 
     def _model_pre_hook(self, module: Any, args: tuple) -> None:
         self._call_count = {}
         self._live = []
         self._seen = {}
+        self._pass_open = True
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is None:
             return
-        s, t = samples_and_steps(self.model, x, self.layout)
-        self.n_samples += s
-        self.n_steps_total += s * t
-        self._live_samples = s
+        if not self.driven:
+            s, t = samples_and_steps(self.model, x, self.layout)
+            self.n_samples += s
+            self._pass_samples = s
+            if not self.graph.loop_steps:
+                self.n_steps_total += s * t
+            self._live_samples = s
         with torch.no_grad():
-            lead = min(2 if self.layout == "BT" else 1, x.dim())
+            lead = min(2 if self.layout in ("BT", "TB") else 1, x.dim())
             features = math.prod(x.shape[lead:])
-            total = self._stats(x).colsum(x.detach(), features).sum()
+            total = self._stats(x).abs_colsum(x.detach(), features).sum()
         self._input_acc = total if self._input_acc is None else self._input_acc + total
 
     def _node_of(self, module: Any) -> str:
         k = self._call_count.get(module, 0)
         self._call_count[module] = k + 1
         names = self.calls[module]
+        if self.graph.loop_steps or module in self.inner:
+            return names[k % len(names)]
         if k >= len(names):
             raise RuntimeError(
                 f"module '{self.graph[names[0]].module_path}' was called {k + 1} times in one forward "
@@ -499,7 +554,7 @@ class ActivityCounter:
                         f"layer '{name}' got input of shape {tuple(xd.shape)}, but the layer graph "
                         f"was built for features {shape}; analyse inputs of one feature shape"
                     )
-                summed = st.colsum(xd, math.prod(shape)).reshape(shape)
+                summed = st.abs_colsum(xd, math.prod(shape)).reshape(shape)
                 prev = self.point_acc.get(name)
                 self.point_acc[name] = summed if prev is None else prev + summed
             if node.kind in ("conv", "linear"):
@@ -507,7 +562,7 @@ class ActivityCounter:
                 dense = float(node.synapses) * rows
                 self._add(name, "acs" if st.binary(xd) else "macs", dense)
                 self._add(name, "ops_dense", dense)
-                self._max(name, "in_max_per_step", st.minmax(xd)[1])
+                self._max(name, "in_max_per_step", _absmax(st.minmax(xd)))
             elif node.kind in ("spiking", "neuron"):
                 self._add(name, "neuron_updates_event", st.nnz(xd))
                 rows = xd.numel() // max(node.neurons, 1)
@@ -521,7 +576,8 @@ class ActivityCounter:
         if torch.is_grad_enabled() and name in self.points:
             shape = self.point_shape[name]
             lead = tuple(range(x.dim() - len(shape)))
-            xs = x.sum(dim=lead) if lead else x
+            xa = x.abs() if float(self._stats(x).minmax(xd)[0]) < 0 else x
+            xs = xa.sum(dim=lead) if lead else xa
             for w, point in self.event_point.items():
                 if point == name:
                     fan = self._fanout_as(w, xs)
@@ -554,9 +610,9 @@ class ActivityCounter:
             features = math.prod(node.out_shape)
             if features == 0 or od.numel() % features:
                 features = 1  # not the traced feature shape: the total is still right
-            colsum = st.colsum(od, features)
+            colsum = st.abs_colsum(od, features)
             self._add(name, "spikes_out", colsum.sum())
-            self._max(name, "out_max_per_step", st.minmax(od)[1])
+            self._max(name, "out_max_per_step", _absmax(st.minmax(od)))
             if node.kind == "activation":
                 self._add(name, "neuron_updates", float(od.numel()))
             if self.per_neuron:
@@ -603,9 +659,15 @@ class ActivityCounter:
 
 
 def _batches(data: Any) -> Iterable[torch.Tensor]:
+    if data is None:
+        raise TypeError("analyze() needs data: a tensor, a DataLoader, or an iterable of tensors / (input, target) pairs")
     if isinstance(data, torch.Tensor):
         yield data
         return
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
+        raise TypeError(
+            f"data must be a tensor, a DataLoader or an iterable of tensors, got {type(data).__name__}"
+        )
     for item in data:
         if isinstance(item, (tuple, list)):
             item = item[0]
@@ -616,21 +678,26 @@ def _batches(data: Any) -> Iterable[torch.Tensor]:
         yield item
 
 
-def _reset_states(model: torch.nn.Module) -> None:
-    """Forget sinabs neuron states, so that each batch starts from rest.
+def _check_values(x: torch.Tensor) -> None:
+    """Events must be finite numbers: NaN or infinite input gives meaningless counts."""
+    if not x.is_floating_point() and x.dtype != torch.bool and not x.dtype.is_signed and x.dtype != torch.uint8:
+        raise TypeError(f"input must be a real tensor, got dtype {x.dtype}")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError("the input holds NaN or infinite values; events must be finite numbers")
 
-    States are emptied rather than zeroed in place: sinabs then initialises them for the new
-    batch size, instead of resampling old states when the batch size changes.
-    """
-    try:
-        from sinabs.layers import StatefulLayer
-    except ImportError:  # pragma: no cover
-        return
-    for m in model.modules():
-        if isinstance(m, StatefulLayer):
-            for name, buf in list(m._buffers.items()):
-                if buf is not None:
-                    m._buffers[name] = torch.zeros(0, dtype=buf.dtype, device=buf.device)
+
+def _model_dtype(model: torch.nn.Module) -> torch.dtype | None:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
+def _feature_shape(model: Any, x: torch.Tensor, layout: str) -> tuple[int, ...]:
+    f = feature_rank(model)
+    if f is not None and x.dim() >= f + 1:
+        return tuple(x.shape[x.dim() - f :])
+    return tuple(x.shape[2 if layout in ("BT", "TB") else 1 :])
 
 
 def analyze(
@@ -639,6 +706,7 @@ def analyze(
     dt: float = 1e-3,
     *,
     layout: str | None = None,
+    data_layout: str = "auto",
     progress: bool | None = None,
     reset_states: bool = True,
     graph: LayerGraph | None = None,
@@ -646,15 +714,29 @@ def analyze(
     """Run ``model`` over ``data`` and count activity per layer (see module docstring).
 
     Args:
-        model: the network (sinabs, snnTorch, plain torch). Its outputs are not changed.
+        model: the network (sinabs, snnTorch, SpikingJelly, Norse, plain torch). Its outputs are
+            not changed, and its neuron states are restored afterwards.
         data: a tensor (one batch), or an iterable / DataLoader of tensors or (input, target).
-        dt: duration of one time step in seconds.
-        layout: ``"B"``, ``"BT"`` or ``"(BT)"`` (see :func:`hwcheck.graph.infer_layout`).
+            A DataLoader's batches are batch-first ``(B, T, ...)``; a tensor is taken in the
+            model's own layout, or as ``(B, T, ...)`` where its rank says so (see
+            :mod:`hwcheck.timing`).
+        dt: duration of one time step in seconds (finite, > 0).
+        layout: ``"(BT)"``, ``"BT"``, ``"TB"`` or ``"B"`` (default: :func:`hwcheck.timing.infer_layout`,
+            refined by tracing).
+        data_layout: ``"auto"``, ``"native"`` (as the model takes it), ``"BT"`` or ``"TB"``.
         progress: show a progress bar (default: when there is more than one batch).
-        reset_states: reset sinabs neuron states before each batch (each batch is fresh samples).
+        reset_states: reset every neuron state before each batch (each batch is fresh samples).
         graph: a precomputed layer graph (else built from the first batch's shape).
     """
-    layout = layout or (graph.layout if graph is not None else infer_layout(model))
+    from torch.utils.data import DataLoader
+
+    from hwcheck.graph import _check_scriptable
+
+    _check_scriptable(model)
+    dt = _check_dt(dt)
+    if data_layout == "auto" and isinstance(data, DataLoader):
+        data_layout = "BT"  # collate stacks samples along dim 0
+    layout = layout or (graph.layout if graph is not None else None)
     batches = _batches(data)
     total = None
     if progress is None or progress:
@@ -669,18 +751,29 @@ def analyze(
 
         bar = tqdm(total=total, desc="analysing", unit="batch", leave=False)
     counter: ActivityCounter | None = None
+    wdtype = _model_dtype(model)
     try:
-        with torch.no_grad():
+        with preserved_state(model, eval_mode=False), torch.no_grad():
             for x in batches:
+                _check_values(x)
+                if wdtype is not None and x.dtype != wdtype:
+                    x = x.to(wdtype)
                 if counter is None:
-                    lead = 2 if layout == "BT" else 1
                     if graph is None:
-                        graph = describe(model, tuple(x.shape[lead:]), layout=layout)
+                        guess = layout or infer_layout(model)
+                        graph = describe(model, _feature_shape(model, x, guess), layout=layout)
                     counter = ActivityCounter(model, graph, dt)
+                    counter.driven = True
                     counter.attach()
-                if reset_states:
-                    _reset_states(model)
-                model(x)
+                plan = plan_batch(
+                    model,
+                    x,
+                    graph.layout,
+                    features=len(graph.input_shape),
+                    data_layout=data_layout,
+                    has_neurons=bool(graph.by_kind("spiking", "neuron")),
+                )
+                _run_plan(model, counter, plan, graph, reset_states)
                 if bar is not None:
                     bar.update(1)
     finally:
@@ -691,3 +784,46 @@ def analyze(
     if counter is None:
         raise ValueError("analyze() got no data: pass a tensor or a non-empty iterable of tensors")
     return counter.analysis()
+
+
+def _check_dt(dt: Any) -> float:
+    try:
+        v = float(dt)
+    except (TypeError, ValueError):
+        raise ValueError(f"dt must be a time step in seconds (a number > 0), got {dt!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"dt must be a finite time step in seconds > 0, got {dt!r}")
+    return v
+
+
+def _run_plan(
+    model: torch.nn.Module, counter: ActivityCounter, plan: BatchPlan, graph: LayerGraph, reset: bool
+) -> None:
+    """Feed one batch: a stepped plan carries state over its calls, any other plan's calls are
+    separate samples."""
+    counter.n_samples += plan.samples
+    if plan.stepped:
+        counter._live_samples = plan.samples
+        if reset:
+            reset_states(model)
+        steps = 0
+        for xc in plan.calls:
+            model(xc)
+            steps += counter.last_loop_steps or 1 if graph.loop_steps else 1
+        counter.n_steps_total += plan.samples * steps
+        return
+    per_call = plan.samples // max(len(plan.calls), 1)
+    counter._live_samples = per_call
+    for xc in plan.calls:
+        if reset:
+            reset_states(model)
+        model(xc)
+        steps = plan.steps
+        if graph.loop_steps:
+            steps = counter.last_loop_steps or plan.steps
+            if graph.layout == "TB" and steps != int(xc.shape[0]):
+                raise TimeError(
+                    f"the data has {int(xc.shape[0])} time steps, but the model's forward() loops "
+                    f"{steps} times; give data of that many steps (or change the model's step count)"
+                )
+        counter.n_steps_total += per_call * steps

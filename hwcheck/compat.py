@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from hwcheck.activity import ActivityCounter, Analysis
-from hwcheck.graph import describe, infer_layout
+from hwcheck.graph import INPUT, describe, infer_layout
 
 __all__ = ["SNNAnalyzer", "SynOpCounter"]
 
@@ -43,7 +43,7 @@ class _LazyCounter:
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is None:
             return
-        lead = 2 if self.layout == "BT" else 1
+        lead = 2 if self.layout in ("BT", "TB") else 1
         self._building = True
         try:
             graph = describe(self.model, tuple(x.shape[lead:]), layout=self.layout)
@@ -51,12 +51,15 @@ class _LazyCounter:
             self._building = False
         self.counter = ActivityCounter(self.model, graph, self.dt_s, per_neuron=self.per_neuron)
         self.counter.attach()
-        # the counter's own model hook was added during this call's hook loop: run it by hand
+        # the counter's own hooks were added during this call's hook loop: run them by hand
         self.counter._model_pre_hook(module, args)
+        if module in self.counter.calls:  # the model is itself a single layer
+            self.counter._pre_hook(module, args)
 
     def _post(self, module: Any, args: tuple, output: Any) -> None:
         if self._building or self.counter is None:
             return
+        self.counter._model_post_hook(module, args, output)
         for cb in self.on_pass:
             cb(self.counter)
 
@@ -331,7 +334,7 @@ def _source_node(graph: Any, point: str) -> str | None:
     preds = graph.predecessors(point)
     while len(preds) == 1:
         p = preds[0]
-        if p == "input":
+        if p == INPUT:
             return None
         if graph[p].kind in ("reshape", "identity"):
             preds = graph.predecessors(p)

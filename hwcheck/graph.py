@@ -20,7 +20,10 @@ from typing import Any
 
 __all__ = ["LayerNode", "LayerGraph", "INPUT", "KINDS"]
 
-INPUT = "input"
+#: Name of the model-input pseudo-node in edges. Module paths are dotted Python-style names, so a
+#: submodule called ``input`` (as in every nirtorch model) never collides with it;
+#: :func:`describe` refuses a model that really has a submodule named ``<input>``.
+INPUT = "<input>"
 
 #: Layer kinds, as assigned by the registry in :mod:`hwcheck.layers`.
 KINDS = (
@@ -106,6 +109,13 @@ class LayerGraph:
     layout: str = "B"
     warnings: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    #: steps of a time loop inside ``forward()`` folded into this graph (None: no loop)
+    loop_steps: int | None = None
+    #: edges that carry a spike to the next time step (recurrent weights): kept out of
+    #: ``edges``, which stay acyclic
+    recurrent_edges: list[tuple[str, str]] = field(default_factory=list)
+    #: how the time structure was read (for reports)
+    notes: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[LayerNode]:
         return iter(self.nodes.values())
@@ -176,47 +186,18 @@ class _CallRecord:
     in_infos: list[Any] = field(default_factory=list)
 
 
-def infer_layout(model: Any) -> str:
-    """How the model expects its input laid out.
-
-    ``"(BT)"`` -- batch and time flattened into dim 0 (sinabs ``*Squeeze`` layers);
-    ``"BT"`` -- ``(batch, time, ...)`` (sinabs layers without Squeeze, ``FlattenTime``);
-    ``"B"`` -- ``(batch, ...)``: an ANN, or a model run once per time step.
-    """
-    try:
-        import sinabs.layers as sl
-    except ImportError:  # pragma: no cover
-        return "B"
-    squeeze = any(isinstance(m, sl.SqueezeMixin) for m in model.modules())
-    if squeeze:
-        return "(BT)"
-    bt = any(
-        (isinstance(m, sl.StatefulLayer) and not isinstance(m, sl.SqueezeMixin))
-        or isinstance(m, sl.FlattenTime)
-        for m in model.modules()
-    )
-    return "BT" if bt else "B"
+from hwcheck.timing import LAYOUTS, infer_layout, squeeze_rows  # noqa: E402  (re-exported)
 
 
-def squeeze_rows(model: Any) -> tuple[int | None, int | None]:
-    """(batch_size, num_timesteps) declared by the model's Squeeze layers, -1/None when free."""
-    batch, steps = None, None
-    for m in model.modules():
-        if hasattr(m, "squeeze_forward"):
-            b, t = getattr(m, "batch_size", -1), getattr(m, "num_timesteps", -1)
-            if b and b > 0:
-                batch = b
-            if t and t > 0:
-                steps = t
-    return batch, steps
-
-
-def example_input(model: Any, input_shape: tuple[int, ...], layout: str, device: Any = None) -> Any:
+def example_input(
+    model: Any, input_shape: tuple[int, ...], layout: str, device: Any = None, steps: int | None = None
+) -> Any:
     """A zero input of the smallest batch the model accepts, for tracing shapes."""
     import torch
 
     if layout == "(BT)":
-        batch, steps = squeeze_rows(model)
+        batch, squeeze_steps = squeeze_rows(model)
+        steps = squeeze_steps or steps
         rows = (batch or 1) * (steps or 1)
         shape: tuple[int, ...] = (rows, *input_shape)
     elif layout == "BT":
@@ -225,7 +206,9 @@ def example_input(model: Any, input_shape: tuple[int, ...], layout: str, device:
             (int(getattr(m, "batch_size", 1) or 1) for m in model.modules() if type(m).__name__ == "UnflattenTime"),
             default=1,
         )
-        shape = (batch, 1, *input_shape)
+        shape = (batch, steps or 1, *input_shape)
+    elif layout == "TB":
+        shape = (steps or 1, 1, *input_shape)
     else:
         shape = (1, *input_shape)
     return torch.zeros(shape, device=device)
@@ -254,68 +237,190 @@ def _tensors_in(obj: Any) -> list[Any]:
     return out
 
 
+def _unknown_warning(path: str, m: Any) -> str:
+    where = f"module '{path}'" if path else "the model itself"
+    return (
+        f"{where} ({type(m).__name__}) is not known to hwcheck and carries weights or state: its "
+        "synapses and neurons are NOT counted. Describe it with hwcheck.register_layer / "
+        "hwcheck.register_neuron."
+    )
+
+
+def _keeps_state(m: Any) -> bool:
+    """Parameters, buffers, or tensors kept in plain attributes (SpikingJelly memories)."""
+    import torch
+
+    if m._parameters or any(b is not None for b in m._buffers.values()):
+        return True
+    for v in m.__dict__.values():
+        if isinstance(v, torch.Tensor) or (
+            isinstance(v, dict) and any(isinstance(t, torch.Tensor) for t in v.values())
+        ):
+            return True
+    return False
+
+
 def leaf_modules(model: Any) -> tuple[dict[Any, tuple[str, Any]], list[str]]:
     """Modules that become graph nodes: registered classes, and unknown leaves.
 
     Returns ``{module: (path, spec or None)}`` and warnings for unknown modules that carry
-    parameters or state (they are counted as ``unknown``, never silently as zero).
+    parameters or state (they are counted as ``unknown``, never silently as zero). The model
+    itself is a node when it is a single layer. The recurrent weights of a recurrent neuron
+    (sinabs ``rec_connect``, snnTorch ``recurrent``) are nodes of their own.
     """
-    from hwcheck.layers import spec_for
+    from hwcheck.layers import recurrent_module, spec_for
 
     leaves: dict[Any, tuple[str, Any]] = {}
     warnings: list[str] = []
     skip_prefixes: list[str] = []
     for path, m in model.named_modules():
+        if path == INPUT:
+            raise ValueError(f"the model has a submodule named {INPUT!r}, a name hwcheck reserves")
         if any(path.startswith(p) for p in skip_prefixes):
             continue
         spec = spec_for(m)
         has_children = any(True for _ in m.children())
         own_state = bool(m._parameters) or any(b is not None for b in m._buffers.values())
-        if spec is not None or (not has_children and path != "") or (own_state and path != ""):
+        root = path == ""
+        if spec is not None or not has_children or (own_state and not root):
             if m in leaves:
                 continue
             leaves[m] = (path, spec)
             skip_prefixes.append(path + "." if path else "")
-            if spec is None and (own_state or any(True for _ in m.parameters())):
-                warnings.append(
-                    f"module '{path}' ({type(m).__name__}) is not known to hwcheck and carries "
-                    "weights or state: its synapses and neurons are NOT counted. Describe it with "
-                    "hwcheck.register_layer / hwcheck.register_neuron."
-                )
-    if not leaves and spec_for(model) is not None:
-        leaves[model] = ("", spec_for(model))
+            if spec is None and (own_state or any(True for _ in m.parameters()) or _keeps_state(m)):
+                warnings.append(_unknown_warning(path, m))
+            rec = recurrent_module(m) if spec is not None and spec.kind == "spiking" else None
+            if rec is not None:
+                child, rec_mod = rec
+                rec_spec = spec_for(rec_mod)
+                if rec_spec is not None and rec_spec.connect is not None:
+                    leaves[rec_mod] = (f"{path}.{child}" if path else child, rec_spec)
+                else:
+                    warnings.append(
+                        f"recurrent weights '{child}' of '{path or type(m).__name__}' "
+                        f"({type(rec_mod).__name__}) are not a layer hwcheck can count: their "
+                        "synapses and synops are NOT counted."
+                    )
+    if model not in leaves and model._parameters:
+        warnings.append(
+            f"the model itself ({type(model).__name__}) holds parameters of its own "
+            f"({', '.join(model._parameters)}), used outside any layer: they are NOT counted."
+        )
+    if model in leaves and leaves[model][1] is None and not _keeps_state(model):
+        from torch import nn
+
+        if isinstance(model, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            raise ValueError(f"the model ({type(model).__name__}) has no layers")
     return leaves, warnings
+
+
+def _check_scriptable(model: Any) -> None:
+    import torch
+
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            "hwcheck cannot analyse a TorchScript module: forward hooks do not run on scripted "
+            "code. Pass the eager nn.Module (the model object before torch.jit.script/trace), "
+            "e.g. load it from its Python definition and state dict."
+        )
 
 
 def describe(
     model: Any,
     input_shape: tuple[int, ...] | list[int],
     layout: str | None = None,
+    *,
+    timesteps: int | None = None,
+    example: Any = None,
 ) -> LayerGraph:
     """Build the :class:`LayerGraph` of ``model`` for one input sample of ``input_shape``.
 
     ``input_shape`` is the shape of one sample at one time step, without batch and time
     dimensions (e.g. ``(2, 128, 128)``). ``layout`` defaults to :func:`infer_layout`.
-    The model's outputs, parameters, states and training flag are left as they were.
+    ``timesteps`` is the number of steps to trace a time-first model with (a model whose
+    ``forward()`` loops over ``x[step]`` needs at least as many as it loops); ``example`` an
+    input tensor to trace with instead of zeros. The model's outputs, parameters, states and
+    training flag are left as they were.
     """
     import torch
 
-    input_shape = tuple(int(s) for s in input_shape)
+    _check_scriptable(model)
+    input_shape = _whole_shape(input_shape)
+    declared = layout
     layout = layout or infer_layout(model)
-    if layout not in ("B", "BT", "(BT)"):
-        raise ValueError(f"layout must be 'B', 'BT' or '(BT)', got {layout!r}")
-    x = example_input(model, input_shape, layout, _model_device(model))
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    device = _model_device(model)
+    if example is not None:
+        x = torch.zeros(example.shape, dtype=torch.float32, device=device)
+    else:
+        x = example_input(model, input_shape, layout, device, steps=timesteps)
     tracer = _Tracer(model, layout)
+    notes: list[str] = []
     with preserved_state(model), torch.no_grad():
-        records, out = tracer.run(x)
-    return tracer.build(records, out, input_shape)
+        try:
+            records, out = tracer.run(x)
+        except IndexError:
+            # a forward() that loops over x[step] for a fixed number of steps: the input was too
+            # short. Trace time-first with enough steps (never reinterpret a declared layout).
+            if declared is not None or example is not None or layout != "B":
+                raise
+            records, out, x = _trace_time_first(model, input_shape, device, timesteps)
+            tracer = _Tracer(model, "TB")
+            layout = "TB"
+            records, out = tracer.run(x)
+            notes.append(
+                f"forward() indexes its input by time step: read as time-first (T, B, ...), traced with "
+                f"T={x.shape[0]}"
+            )
+    graph = tracer.build(records, out, input_shape)
+    graph.notes[:0] = notes
+    return graph
+
+
+def _whole_shape(shape: Any) -> tuple[int, ...]:
+    """A feature shape of positive whole numbers, or a ValueError naming the bad value."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(f"input_shape must be a sequence of positive whole numbers, got {shape!r}") from None
+    out = []
+    for d in dims:
+        if isinstance(d, bool) or not (hasattr(d, "__index__") or (isinstance(d, float) and d.is_integer())):
+            raise ValueError(f"input_shape must be positive whole numbers, got {dims!r} ({d!r})")
+        out.append(int(d))
+    if not out or any(d <= 0 for d in out):
+        raise ValueError(f"input_shape must be positive whole numbers, got {dims!r}")
+    return tuple(out)
+
+
+def _trace_time_first(model: Any, input_shape: tuple[int, ...], device: Any, timesteps: int | None) -> tuple:
+    """Find the shortest time-first input (T, 1, ...) a fixed-length time loop accepts."""
+    import torch
+
+    candidates = [timesteps] if timesteps else [2**k for k in range(1, 13)]
+    last: Exception | None = None
+    for t in candidates:
+        x = torch.zeros((t, 1, *input_shape), device=device)
+        try:
+            with preserved_state(model):
+                model(x)
+        except IndexError as exc:
+            last = exc
+            continue
+        return None, None, x
+    raise ValueError(
+        f"the model raised IndexError for every input tried ((1, {input_shape}) and time-first "
+        f"(T, 1, ...) up to T={candidates[-1]}); give the layout and time steps (layout=, timesteps=)"
+    ) from last
 
 
 class preserved_state:
     """Context manager: restore buffers (neuron states) and training flags after a pass."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, eval_mode: bool = True) -> None:
         self.model = model
+        self.eval_mode = eval_mode
 
     def __enter__(self) -> preserved_state:
         self.buffers = []
@@ -323,8 +428,11 @@ class preserved_state:
             for k, b in m._buffers.items():
                 self.buffers.append((m, k, b))
         self.attrs = [(m, dict(m.__dict__)) for m in self.model.modules()]
+        # SpikingJelly keeps its states in a dict that it changes in place
+        self.memories = [(m, dict(m.__dict__["_memories"])) for m in self.model.modules() if isinstance(m.__dict__.get("_memories"), dict)]
         self.training = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
+        if self.eval_mode:
+            self.model.eval()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -338,8 +446,16 @@ class preserved_state:
             for k, v in d.items():
                 if k not in ("_buffers",):
                     m.__dict__[k] = v
+        for m, mem in self.memories:
+            m.__dict__["_memories"].clear()
+            m.__dict__["_memories"].update(mem)
         for m, t in self.training:
             m.training = t
+
+
+def _is_inner(model: Any, path: str, leaves: dict[Any, tuple[str, Any]]) -> bool:
+    """True for a leaf that lives inside another leaf (a neuron's recurrent weights)."""
+    return any(p and path.startswith(p + ".") for p, _ in leaves.values())
 
 
 class _Tracer:
@@ -347,6 +463,8 @@ class _Tracer:
         self.model = model
         self.layout = layout
         self.leaves, self.warnings = leaf_modules(model)
+        # recurrent weights inside a neuron layer: traced although they are called by a layer
+        self.inner = {m for m, (path, spec) in self.leaves.items() if _is_inner(model, path, self.leaves)}
         self.info: dict[int, _TensorInfo] = {}
         # traced tensors by id(), kept alive so that an id() is never reused during the trace
         self.tensors: dict[int, Any] = {}
@@ -362,30 +480,40 @@ class _Tracer:
         tracer = self
         records: list[_CallRecord] = []
         calls: dict[Any, int] = {}
-        in_lead = 2 if self.layout == "BT" else 1
+        in_lead = 2 if self.layout in ("BT", "TB") else 1
         self.info[id(x)] = _TensorInfo(frozenset([INPUT]), in_lead, node=INPUT)
         self.tensors[id(x)] = x
         handles = []
 
+        stack: list[_CallRecord | None] = []
+
         def pre_hook(module: Any, args: tuple) -> None:
-            if tracer.depth == 0:
+            # a layer's own calls of its sublayers are not nodes, except recurrent weights
+            if tracer.depth == 0 or module in tracer.inner:
                 path, spec = tracer.leaves[module]
                 k = calls.get(module, 0)
                 calls[module] = k + 1
-                name = path if k == 0 else f"{path}:{k + 1}"
+                base = path or type(module).__name__
+                name = base if k == 0 else f"{base}:{k + 1}"
                 ins = list(_tensors_in(args))
                 infos = [tracer.info.get(id(t)) for t in ins]
-                records.append(_CallRecord(name, module, path, k, spec, ins, in_infos=infos))
+                rec = _CallRecord(name, module, path, k, spec, ins, in_infos=infos)
+                records.append(rec)
+                stack.append(rec)
+            else:
+                stack.append(None)
             tracer.depth += 1
 
         def post_hook(module: Any, args: tuple, output: Any) -> None:
             tracer.depth -= 1
-            if tracer.depth == 0:
-                rec = records[-1]
+            rec = stack.pop()
+            if rec is not None:
                 rec.output = output
                 outs = _tensors_in(output)
                 sources = frozenset([rec.name])
                 lead = tracer._output_lead(rec, outs)
+                if tracer.depth:  # recurrent weights: their output stays inside the layer
+                    return
                 for i, t in enumerate(outs):
                     tracer.info[id(t)] = _TensorInfo(sources, lead, node=rec.name if i == 0 else None)
                     tracer.tensors[id(t)] = t
@@ -436,6 +564,9 @@ class _Tracer:
             in_lead = max(inp.dim() - spec.feature_ndim, 0)
         if not outs:
             return in_lead
+        if getattr(rec.module, "step_mode", None) == "m":
+            # SpikingJelly multi-step wrappers keep (T, B) in front of whatever they compute
+            return in_lead
         out = outs[0]
         attrs = spec.attrs(rec.module) if spec is not None else {}
         if attrs.get("time") == "flatten":
@@ -447,9 +578,60 @@ class _Tracer:
             return min(in_lead, sd)
         return min(in_lead, max(out.dim() - 1, 0)) if out.dim() else 0
 
+    def fold(self, records: list[_CallRecord]) -> tuple[list[_CallRecord], dict[str, str], int | None, list]:
+        """Recognise a time loop inside ``forward()``: the same modules, neurons among them, called
+        in the same order k >= 2 times, each repetition reading the model input afresh (not the
+        previous repetition's output, which would be a module genuinely applied twice). Modules
+        called once before or after the loop stay as they are.
+
+        Returns the records to keep (the first step of the loop), a map from every dropped call's
+        name to its first-step name, the number of steps (None: no loop) and the dropped records.
+        """
+        n = len(records)
+        counts: dict[int, int] = {}
+        for r in records:
+            counts[id(r.module)] = counts.get(id(r.module), 0) + 1
+        a, b = 0, n
+        while a < n and counts[id(records[a].module)] == 1:
+            a += 1
+        while b > a and counts[id(records[b - 1].module)] == 1:
+            b -= 1
+        mid = records[a:b]
+        size = len(mid)
+        period = None
+        for p in range(1, size // 2 + 1):
+            if size % p == 0 and all(mid[i].module is mid[i % p].module for i in range(size)):
+                period = p
+                break
+        if period is None:
+            return records, {}, None, []
+        steps = size // period
+        if not any(r.spec is not None and r.spec.kind in ("spiking", "neuron") for r in mid[:period]):
+            return records, {}, None, []  # no state: a layer applied twice, not a time loop
+        outside = {INPUT} | {r.name for r in records[:a]}
+
+        def sources(r: _CallRecord) -> frozenset[str]:
+            out: frozenset[str] = frozenset()
+            for i in r.in_infos:
+                if i is not None:
+                    out = out | i.sources
+            return out
+
+        fed = [i for i in range(period) if sources(mid[i]) and sources(mid[i]) <= outside]
+        if not fed:
+            return records, {}, None, []
+        for j in range(1, steps):
+            for i in fed:
+                if not sources(mid[j * period + i]) <= outside:
+                    return records, {}, None, []
+        name_map = {mid[j * period + i].name: mid[i].name for j in range(1, steps) for i in range(period)}
+        dropped = mid[period:]
+        return records[:a] + mid[:period] + records[b:], name_map, steps, dropped
+
     def build(self, records: list[_CallRecord], out: Any, input_shape: tuple[int, ...]) -> LayerGraph:
         from hwcheck.connectivity import weight_stats
 
+        records, name_map, loop_steps, dropped = self.fold(records)
         nodes: dict[str, LayerNode] = {}
         edges: list[tuple[str, str]] = []
         self._records = {rec.name: rec for rec in records}
@@ -483,7 +665,8 @@ class _Tracer:
             srcs: set[str] = set()
             for i in rec.in_infos:
                 if i is not None:
-                    srcs |= i.sources
+                    srcs |= {name_map.get(x, x) for x in i.sources}
+            srcs.discard(rec.name)
             for s in sorted(srcs, key=lambda n: -1 if n == INPUT else list(nodes).index(n)):
                 edges.append((s, rec.name))
             attrs["event_chain"] = self._event_chain(rec, nodes) if kind in ("conv", "linear") else ()
@@ -511,7 +694,31 @@ class _Tracer:
         for t in _tensors_in(out):
             i = self.info.get(id(t))
             if i is not None:
-                outputs.extend(s for s in sorted(i.sources) if s not in outputs)
+                mapped = sorted({name_map.get(s, s) for s in i.sources})
+                outputs.extend(s for s in mapped if s not in outputs)
+        # edges that reach a later time step: state carried by the model's own code across the
+        # loop, and the recurrent weights of neuron layers
+        recurrent: list[tuple[str, str]] = []
+        for rec in dropped:
+            dst = name_map[rec.name]
+            for i in rec.in_infos:
+                for s in () if i is None else i.sources:
+                    src = name_map.get(s, s)
+                    if src != dst and (src, dst) not in edges and (src, dst) not in recurrent:
+                        recurrent.append((src, dst))
+        edges = [e for e in edges if not (e[1] in self.inner_names(nodes))]
+        for n in nodes.values():
+            if n.module in self.inner:
+                owner = n.module_path.rsplit(".", 1)[0]
+                owner_node = next((m.name for m in nodes.values() if m.module_path == owner), None)
+                if owner_node is not None:
+                    recurrent += [(owner_node, n.name), (n.name, owner_node)]
+        notes = []
+        if loop_steps:
+            notes.append(
+                f"forward() runs a time loop of {loop_steps} steps over the same layers: folded into one "
+                "layer per module, counts summed over the steps"
+            )
         return LayerGraph(
             nodes=nodes,
             edges=edges,
@@ -519,7 +726,13 @@ class _Tracer:
             layout=self.layout,
             warnings=list(self.warnings),
             outputs=outputs,
+            loop_steps=loop_steps,
+            recurrent_edges=recurrent,
+            notes=notes,
         )
+
+    def inner_names(self, nodes: dict[str, LayerNode]) -> set[str]:
+        return {n.name for n in nodes.values() if n.module in self.inner}
 
     def _feature_lead(self, t: Any, in_lead: int, spec: Any) -> int:
         if spec is not None and spec.feature_ndim is not None:

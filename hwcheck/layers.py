@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LayerSpec", "register_layer", "register_neuron", "spec_for", "REGISTRY"]
+__all__ = ["LayerSpec", "register_layer", "register_neuron", "spec_for", "recurrent_module", "REGISTRY"]
 
 Connect = Callable[[nn.Module, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -105,6 +105,16 @@ def spec_for(module: nn.Module) -> LayerSpec | None:
         spec = NAMED_REGISTRY.get((pkg, klass.__name__))
         if spec is not None:
             return spec
+    return None
+
+
+def recurrent_module(module: nn.Module) -> tuple[str, nn.Module] | None:
+    """(attribute name, module) of a recurrent neuron layer's recurrent weights, if it has any:
+    sinabs ``rec_connect``, snnTorch ``recurrent``."""
+    for name in ("rec_connect", "recurrent"):
+        child = module._modules.get(name)
+        if isinstance(child, nn.Module):
+            return name, child
     return None
 
 
@@ -250,16 +260,73 @@ def _snntorch_attrs(model_name: str) -> Callable[[nn.Module], dict[str, Any]]:
         return -1.0 / math.log(d)
 
     def attrs(m: nn.Module) -> dict[str, Any]:
+        tau_mem = decay_to_tau(getattr(m, "beta", None))
         return {
             "neuron_model": model_name,
-            "tau_mem": decay_to_tau(getattr(m, "beta", None)),
-            "tau_syn": decay_to_tau(getattr(m, "alpha", None)) if model_name == "Synaptic" else None,
-            "synaptic_states": 1,
+            "tau_mem": tau_mem,
+            "tau_syn": decay_to_tau(getattr(m, "alpha", None))
+            if model_name in ("Synaptic", "RSynaptic", "Alpha")
+            else None,
+            "synaptic_states": 2 if model_name in ("Synaptic", "RSynaptic", "Alpha") else 1,
             "threshold": _tau(getattr(m, "threshold", None)),
-            "reset": getattr(m, "reset_mechanism", None),
+            "reset": {"subtract": "subtract", "zero": "zero", "none": "none"}.get(
+                getattr(m, "reset_mechanism", None), getattr(m, "reset_mechanism", None)
+            ),
             "recurrent": model_name.startswith("R"),
+            "stateful_calls": bool(getattr(m, "init_hidden", False)),
             "leak": True,
             "squeeze": False,
+        }
+
+    return attrs
+
+
+def _spikingjelly_attrs(m: nn.Module) -> dict[str, Any]:
+    """SpikingJelly nodes: ``tau`` in steps (LIF), ``v_threshold``; ``v_reset=None`` is a soft
+    (subtractive) reset, a number a hard reset to it."""
+    name = type(m).__name__
+    tau = getattr(m, "tau", None)
+    if tau is None and hasattr(m, "w"):  # ParametricLIFNode: tau = 1 / sigmoid(w)
+        tau = 1.0 / float(torch.sigmoid(m.w.detach()).mean())
+    v_reset = getattr(m, "v_reset", None)
+    return {
+        "neuron_model": "IAF" if name.startswith("IF") else "LIF",
+        "tau_mem": _tau(tau),
+        "tau_syn": None,
+        "synaptic_states": 1,
+        "threshold": _tau(getattr(m, "v_threshold", None)),
+        "reset": "subtract" if v_reset is None else "zero",
+        "v_reset": None if v_reset is None else _tau(v_reset),
+        "recurrent": False,
+        "leak": not name.startswith("IF"),
+        "squeeze": False,
+        "step_mode": getattr(m, "step_mode", None),
+    }
+
+
+def _norse_attrs(model_name: str, spiking: bool = True) -> Callable[[nn.Module], dict[str, Any]]:
+    """Norse cells: time constants as inverse seconds in ``p``, integration step ``dt`` (s)."""
+
+    def attrs(m: nn.Module) -> dict[str, Any]:
+        p = getattr(m, "p", None)
+        dt = float(getattr(m, "dt", 1e-3) or 1e-3)
+
+        def steps(inv: Any) -> float | None:
+            v = _tau(inv)
+            return None if v is None or v <= 0 else 1.0 / (v * dt)
+
+        return {
+            "neuron_model": model_name,
+            "tau_mem": steps(getattr(p, "tau_mem_inv", None)),
+            "tau_syn": steps(getattr(p, "tau_syn_inv", None)),
+            "synaptic_states": 2,
+            "threshold": _tau(getattr(p, "v_th", None)) if spiking else None,
+            "reset": "zero" if spiking else None,
+            "v_reset": _tau(getattr(p, "v_reset", None)),
+            "recurrent": "Recurrent" in type(m).__name__,
+            "leak": True,
+            "squeeze": False,
+            "norse_dt": dt,
         }
 
     return attrs
@@ -315,6 +382,20 @@ def _register_builtins() -> None:
         NAMED_REGISTRY[("snntorch", name)] = LayerSpec(
             "spiking", _snntorch_attrs(name), counts_spikes=True
         )
+    # SpikingJelly: every spiking node derives from BaseNode (IFNode, LIFNode, ParametricLIFNode)
+    NAMED_REGISTRY[("spikingjelly", "BaseNode")] = LayerSpec("spiking", _spikingjelly_attrs, counts_spikes=True)
+    # Norse: feed-forward cells and their time-first sequence modules. Norse's recurrent cells
+    # hold their input and recurrent weights inside the neuron module and are not described.
+    for name, model_name in (
+        ("LIFCell", "LIF"),
+        ("LIF", "LIF"),
+        ("LIFBoxCell", "LIF"),
+        ("LIFBox", "LIF"),
+        ("IAFCell", "IAF"),
+    ):
+        NAMED_REGISTRY[("norse", name)] = LayerSpec("spiking", _norse_attrs(model_name), counts_spikes=True)
+    for name in ("LICell", "LI", "LIBoxCell", "LIBox"):
+        NAMED_REGISTRY[("norse", name)] = LayerSpec("neuron", _norse_attrs("LI", spiking=False))
 
 
 _register_builtins()
