@@ -369,8 +369,7 @@ class ActivityCounter:
         # set by analyze(), which tells the counter the samples and steps of each batch
         self.driven = False
         # recurrent weights inside a neuron layer: called once per step inside the layer
-        inner = {d for s, d in graph.recurrent_edges if d in graph.nodes and graph[d].kind in ("conv", "linear")}
-        self.inner = {graph[n].module for n in inner}
+        self.inner = {n.module for n in graph if "recurrent_of" in n.attrs}
         self._plan()
         self.reset()
 
@@ -593,6 +592,8 @@ class ActivityCounter:
         return fan
 
     def _post_hook(self, module: Any, args: tuple, output: Any) -> None:
+        if not self._stack:  # the model is one layer and its call was already closed by hand
+            return
         name = self._stack.pop()
         if name not in self.spike_nodes:
             return
@@ -760,8 +761,7 @@ def analyze(
                     x = x.to(wdtype)
                 if counter is None:
                     if graph is None:
-                        guess = layout or infer_layout(model)
-                        graph = describe(model, _feature_shape(model, x, guess), layout=layout)
+                        graph = _describe_for(model, x, layout)
                     counter = ActivityCounter(model, graph, dt)
                     counter.driven = True
                     counter.attach()
@@ -784,6 +784,22 @@ def analyze(
     if counter is None:
         raise ValueError("analyze() got no data: pass a tensor or a non-empty iterable of tensors")
     return counter.analysis()
+
+
+def _describe_for(model: torch.nn.Module, x: torch.Tensor, layout: str | None) -> LayerGraph:
+    """The layer graph for data like ``x``. A one-step ("B") model given (B, T, ...) data may
+    instead run its own time loop over dim 0 (``for t in range(x.shape[0])``): tracing it with
+    the data's own shape (one sample) tells the two apart."""
+    guess = layout or infer_layout(model)
+    shape = _feature_shape(model, x, guess)
+    if layout is None and guess == "B" and x.dim() == len(shape) + 2:
+        try:
+            g = describe(model, shape, example=x[:, :1])
+        except Exception:  # the model does not take (., ., features) input: it is one step
+            g = None
+        if g is not None and g.loop_steps and g.layout == "TB":
+            return g
+    return describe(model, shape, layout=layout)
 
 
 def _check_dt(dt: Any) -> float:

@@ -59,6 +59,8 @@ class _LazyCounter:
     def _post(self, module: Any, args: tuple, output: Any) -> None:
         if self._building or self.counter is None:
             return
+        if module in self.counter.calls:  # the model is one layer: close its call first
+            self.counter._post_hook(module, args, output)
         self.counter._model_post_hook(module, args, output)
         for cb in self.on_pass:
             cb(self.counter)

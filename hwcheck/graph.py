@@ -374,6 +374,10 @@ def describe(
                 f"T={x.shape[0]}"
             )
     graph = tracer.build(records, out, input_shape)
+    if graph.loop_steps and graph.layout == "B" and x.dim() == len(input_shape) + 2:
+        # the loop walks dim 0 of a (T, B, ...) input
+        graph.layout = "TB"
+        notes.append("forward() loops over dim 0 of its input: read as time-first (T, B, ...)")
     graph.notes[:0] = notes
     return graph
 
@@ -670,6 +674,12 @@ class _Tracer:
             for s in sorted(srcs, key=lambda n: -1 if n == INPUT else list(nodes).index(n)):
                 edges.append((s, rec.name))
             attrs["event_chain"] = self._event_chain(rec, nodes) if kind in ("conv", "linear") else ()
+            if rec.module in self.inner:
+                # recurrent weights of a neuron layer: they carry its spikes to its next step
+                owner = rec.module_path.rsplit(".", 1)[0]
+                attrs["recurrent_of"] = next(
+                    (m.name for m in nodes.values() if m.module_path == owner and m.call_index == 0), owner
+                )
             nodes[rec.name] = LayerNode(
                 name=rec.name,
                 module_path=rec.module_path,
@@ -706,13 +716,11 @@ class _Tracer:
                     src = name_map.get(s, s)
                     if src != dst and (src, dst) not in edges and (src, dst) not in recurrent:
                         recurrent.append((src, dst))
-        edges = [e for e in edges if not (e[1] in self.inner_names(nodes))]
+        edges = [e for e in edges if "recurrent_of" not in nodes[e[1]].attrs]
         for n in nodes.values():
-            if n.module in self.inner:
-                owner = n.module_path.rsplit(".", 1)[0]
-                owner_node = next((m.name for m in nodes.values() if m.module_path == owner), None)
-                if owner_node is not None:
-                    recurrent += [(owner_node, n.name), (n.name, owner_node)]
+            owner = n.attrs.get("recurrent_of")
+            if owner in nodes:
+                recurrent += [(owner, n.name), (n.name, owner)]
         notes = []
         if loop_steps:
             notes.append(
@@ -731,8 +739,6 @@ class _Tracer:
             notes=notes,
         )
 
-    def inner_names(self, nodes: dict[str, LayerNode]) -> set[str]:
-        return {n.name for n in nodes.values() if n.module in self.inner}
 
     def _feature_lead(self, t: Any, in_lead: int, spec: Any) -> int:
         if spec is not None and spec.feature_ndim is not None:

@@ -388,7 +388,8 @@ def build_chip_layers(graph: LayerGraph) -> tuple[list[ChipLayer], ChipLayer | N
     layers: list[ChipLayer] = []
     spiking_owner: dict[str, str] = {}
     for w in graph:
-        if w.kind not in _WEIGHT:
+        # a recurrent neuron layer's own weights are not a core (rule `recurrent` names it)
+        if w.kind not in _WEIGHT or "recurrent_of" in w.attrs:
             continue
         layer = _weight_layer(ag, w)
         claimed.add(w.name)
@@ -1469,6 +1470,8 @@ def map_dynapcnn(
     violations: list[Violation] = []
 
     for node in graph:
+        if "recurrent_of" in node.attrs:
+            continue
         for nrule in NODE_RULES:
             violations += nrule(node, ctx)
     units = ([dvs] if dvs is not None else []) + layers

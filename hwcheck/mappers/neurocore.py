@@ -417,7 +417,10 @@ def _build(graph: LayerGraph, target: str, readout: bool) -> Population:
     rec_mask = None
     if recurrent:
         n_self = _numel(tnode.out_shape)
-        rec = getattr(tnode.module, "rec_connect", None)
+        from hwcheck.layers import recurrent_module
+
+        found = recurrent_module(tnode.module) if tnode.module is not None else None
+        rec = found[1] if found else None
         w = getattr(rec, "weight", None)
         if (
             isinstance(rec, torch.nn.Linear)
@@ -488,7 +491,10 @@ def build_populations(graph: LayerGraph) -> tuple[list[Population], list[Violati
         covered.update(pop.members)
         for src in pop.chain_sources:
             chained.setdefault(src, pop.weight_nodes[0] if pop.weight_nodes else pop.name)
-    pending = [n for n in graph if n.has_weights and n.name not in covered]
+    # recurrent weights of a neuron layer are part of that layer's population
+    pending = [
+        n for n in graph if n.has_weights and n.name not in covered and "recurrent_of" not in n.attrs
+    ]
     while pending:
         node = pending.pop(0)
         if node.name in covered:

@@ -266,8 +266,12 @@ def _linear_weight(node: LayerNode, notes: list[str]) -> np.ndarray:
 
 
 def _rec_weight(node: LayerNode, notes: list[str]) -> tuple[str, np.ndarray] | None:
-    """The recurrent (H, H) weights of a recurrent spiking node (sinabs ``rec_connect``)."""
-    rec = getattr(node.module, "rec_connect", None)
+    """The recurrent (H, H) weights of a recurrent spiking node (sinabs ``rec_connect``,
+    snnTorch ``recurrent``)."""
+    from hwcheck.layers import recurrent_module
+
+    found = recurrent_module(node.module) if node.module is not None else None
+    rec = found[1] if found else None
     if rec is None:
         notes.append(
             f"`{node.name}` is recurrent but its recurrent weights are not reachable; "
@@ -287,7 +291,7 @@ def _rec_weight(node: LayerNode, notes: list[str]) -> tuple[str, np.ndarray] | N
             "recurrent fan-out is not counted."
         )
         return None
-    return f"{node.name}.rec_connect", lin.weight.detach().cpu().double().numpy()
+    return f"{node.name}.{found[0]}", lin.weight.detach().cpu().double().numpy()
 
 
 def _parse(net: _Net) -> None:
