@@ -50,11 +50,14 @@ def check(
     analysis: Analysis | None = None,
     graph: LayerGraph | None = None,
     overrides: Mapping[str, Any] | None = None,
+    layout: str | None = None,
+    timesteps: int | None = None,
 ) -> FitReport:
     """Does ``model`` fit ``chip``? Shapes only: no data, no vendor SDK.
 
     ``input_shape`` is one sample at one time step, e.g. ``(2, 128, 128)``. Pass an
-    ``analysis`` to also check activity rules (e.g. Xylo's spikes per step).
+    ``analysis`` to also check activity rules (e.g. Xylo's spikes per step). ``layout`` and
+    ``timesteps`` override how time is read (see :func:`hwcheck.describe`).
     """
     profile = _profile(chip, overrides)
     if graph is None:
@@ -62,12 +65,12 @@ def check(
     if graph is None:
         if input_shape is None:
             raise ValueError("check() needs input_shape (one sample, one time step), e.g. (2, 128, 128)")
-        graph = describe(model, tuple(input_shape))
+        graph = describe(model, input_shape, layout=layout, timesteps=timesteps)
     fam = FAMILIES.get(profile.family)
     if fam is None or fam.mapper is None:
         raise ProfileError(f"{profile.path}: family {profile.family!r} has no mapper registered")
     fit = fam.mapper(graph, profile, analysis)
-    for w in graph.warnings:
+    for w in [*graph.notes, *graph.warnings]:
         fit.notes.append(w)
     return fit
 
@@ -84,18 +87,20 @@ def report(
     analysis: Analysis | None = None,
     progress: bool | None = None,
     notes: Sequence[str] = (),
+    layout: str | None = None,
+    data_layout: str = "auto",
 ) -> Report:
     """Analyse ``model`` on ``data`` (if given) and check it against every chip.
 
     Without data, only the static fit is reported (no energy or bandwidth).
     """
     if analysis is None and data is not None:
-        analysis = analyze(model, data, dt=dt, progress=progress)
+        analysis = analyze(model, data, dt=dt, progress=progress, layout=layout, data_layout=data_layout)
     graph = analysis.graph if analysis is not None else None
     if graph is None:
         if input_shape is None:
             raise ValueError("report() needs data or input_shape")
-        graph = describe(model, tuple(input_shape))
+        graph = describe(model, input_shape, layout=layout)
     results = []
     for chip in resolve_chips(chips):
         profile = _profile(chip, overrides)
@@ -138,6 +143,7 @@ def calibrate(
     description: str = "user measurement",
     out_path: str | Path | None = None,
     analysis: Analysis | None = None,
+    data_layout: str = "auto",
 ) -> tuple[ChipProfile, Path | None]:
     """Fit ``energy.synop_pJ`` of ``chip`` to a measurement of ``model`` running ``data``.
 
@@ -151,7 +157,7 @@ def calibrate(
         raise ValueError("give exactly one of measured_power_mW or measured_energy_uJ")
     profile = _profile(chip)
     if analysis is None:
-        analysis = analyze(model, data, dt=dt, progress=False)
+        analysis = analyze(model, data, dt=dt, progress=False, data_layout=data_layout)
     dur = analysis.duration_s
     if measured_energy_uJ is None:
         measured_energy_uJ = float(measured_power_mW) * 1e-3 * dur * 1e6

@@ -79,7 +79,8 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def load_model(spec: str, trust_pickle: bool = False) -> Any:
-    """A model from ``pkg.module:attr``, ``path/file.py:attr``, a TorchScript file or a pickle.
+    """A model from ``pkg.module:attr``, ``path/file.py:attr`` or a pickle (a TorchScript file
+    is named and refused).
 
     ``attr`` may be a module instance or a factory called without arguments. Loading a Python
     file runs its code.
@@ -120,9 +121,14 @@ def load_model(spec: str, trust_pickle: bool = False) -> Any:
             f"model not found: {spec!r} (expected pkg.module:attr, path/file.py:attr, or a model file)"
         )
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        torch.jit.load(str(path), map_location="cpu")
     except Exception:
         pass
+    else:
+        raise UsageError(
+            f"{spec} is a TorchScript file: hwcheck needs the eager model (forward hooks do not run "
+            "on scripted code). Pass its Python definition as file.py:attr instead."
+        )
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
     except Exception as exc:
@@ -157,11 +163,10 @@ def load_data(path: str) -> Any:
 
 
 def batches_for(model: Any, events: Any, input_shape: tuple[int, ...]) -> list[Any]:
-    """Cut an event tensor (T, *shape) or (B, T, *shape) into the model's input layout."""
-    from hwcheck.graph import infer_layout, squeeze_rows
-
+    """An event tensor (T, *shape) or (B, T, *shape) as one batch-first (B, T, *shape) batch;
+    :func:`hwcheck.analyze` lays it out for the model (``data_layout="BT"``)."""
     nd = len(input_shape)
-    if tuple(events.shape[-nd:]) != tuple(input_shape):
+    if events.dim() < nd or tuple(events.shape[-nd:]) != tuple(input_shape):
         raise UsageError(
             f"--data has shape {tuple(events.shape)}, which does not end in --input-shape {input_shape}"
         )
@@ -169,21 +174,9 @@ def batches_for(model: Any, events: Any, input_shape: tuple[int, ...]) -> list[A
         events = events.unsqueeze(0)
     if events.dim() != nd + 2:
         raise UsageError(f"--data must be (T, {', '.join(map(str, input_shape))}) or (B, T, ...); got {tuple(events.shape)}")
-    layout = infer_layout(model)
-    if layout == "BT":
-        return [events]
-    if layout == "(BT)":
-        batch, steps = squeeze_rows(model)
-        b = batch or 1
-        if events.shape[0] % b:
-            raise UsageError(
-                f"the model's Squeeze layers take batches of {b} samples; --data has {events.shape[0]}, "
-                "not a multiple"
-            )
-        if steps and events.shape[1] != steps:
-            raise UsageError(f"the model's Squeeze layers expect {steps} time steps; --data has {events.shape[1]}")
-        return [events[i : i + b].reshape(-1, *input_shape) for i in range(0, events.shape[0], b)]
-    return [events.reshape(-1, *input_shape)]
+    if events.shape[1] == 0 or events.shape[0] == 0:
+        raise UsageError(f"--data has no samples or no time steps: shape {tuple(events.shape)}")
+    return [events]
 
 
 def synthetic(model: Any, input_shape: tuple[int, ...], timesteps: int, rate_hz: float, dt: float, seed: int = 0) -> list[Any]:
@@ -233,6 +226,8 @@ def _run_report(args: argparse.Namespace, model: Any, data: Any, input_shape: tu
         overrides=parse_set(args.set),
         progress=False if args.quiet else None,
         notes=notes,
+        layout=getattr(args, "layout", None),
+        data_layout="BT",
     )
     print(rep.verdict())
     if not args.quiet:
@@ -273,10 +268,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hwcheck.examples import INPUT_SHAPE, TIMESTEPS, dvs_gesture_cnn, synthetic_events
+    from hwcheck.examples import INPUT_SHAPE, TIMESTEPS, dvs_gesture_cnn
 
     model = dvs_gesture_cnn()
-    data = synthetic_events(TIMESTEPS, 1, args.input_rate, args.dt)
+    data = synthetic(model, INPUT_SHAPE, TIMESTEPS, args.input_rate, args.dt)
     notes = [
         "model: hwcheck.examples.dvs_gesture_cnn (random weights, seed 0)",
         f"input: synthetic Poisson events, {args.input_rate:g} Hz per pixel and polarity, {TIMESTEPS} steps, seed 0",
@@ -338,6 +333,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             measured_energy_uJ=args.energy_uJ,
             description=args.description,
             out_path=args.out,
+            data_layout="BT",
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -362,6 +358,10 @@ def _add_run_options(p: argparse.ArgumentParser, chip_required: bool) -> None:
                    help="override a profile figure, e.g. energy.synop_pJ=12 (repeatable)")
     p.add_argument("--no-save", action="store_true", help="print only, write no report files")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict; no progress bar")
+    p.add_argument("--layout", choices=("(BT)", "BT", "TB", "B"),
+                   help="how the model takes time (default: inferred): (BT) batch*time in dim 0 (sinabs "
+                   "Squeeze), BT batch-first, TB time-first (SpikingJelly multi-step, loops over x[t]), "
+                   "B one step per call (the time loop is run by hwcheck)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -382,12 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a model against one or more chips and write a report",
         description="Check MODEL against chip profiles: fit (static), and with --data or --timesteps also "
         "activity, bandwidth and energy. MODEL is pkg.module:attr, path/to/file.py:attr (attr: a module or a "
-        "factory; loading a .py file runs its code), a TorchScript file, or a pickled model (--trust-pickle).",
+        "factory; loading a .py file runs its code), or a pickled model (--trust-pickle). TorchScript "
+        "files are refused: give the eager model.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  hwcheck check examples/net.py:build --chip speck2f --chip cpu --input-shape 2,128,128 "
         "--timesteps 100 --input-rate 200 --dt 1ms\n  hwcheck check mypkg.models:snn --chip all --input-shape 16 --data events.npy",
     )
-    p.add_argument("model", help="pkg.module:attr, file.py:attr, TorchScript file or pickled model")
+    p.add_argument("model", help="pkg.module:attr, file.py:attr or pickled model")
     p.add_argument("--input-shape", required=True, metavar="C,H,W", help="one sample at one time step, e.g. 2,128,128")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="FILE", help="events (.pt/.npy/.npz) laid out (T, ...) or (B, T, ...)")
@@ -464,7 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from hwcheck.profiles import ProfileError
 
-        if isinstance(exc, (UsageError, ProfileError, FileNotFoundError)):
+        from hwcheck.timing import TimeError
+
+        if isinstance(exc, (UsageError, ProfileError, FileNotFoundError, TimeError)):
             print(f"hwcheck: error: {exc}", file=sys.stderr)
         else:
             print(f"hwcheck: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)

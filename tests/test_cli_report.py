@@ -223,16 +223,19 @@ def test_event_files_are_cut_into_the_models_batches():
     from torch import nn
 
     from hwcheck.cli import batches_for, synthetic
+    from hwcheck.timing import TimeError, plan_batch
 
     model = nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), sl.IAFSqueeze(batch_size=3))
     events = torch.zeros(6, 5, 2, 8, 8)
     events[4, 2, 1, 3, 3] = 1.0  # sample 4, step 2
-    batches = batches_for(model, events, (2, 8, 8))
-    assert [tuple(b.shape) for b in batches] == [(15, 2, 8, 8), (15, 2, 8, 8)]
-    assert batches[1][1 * 5 + 2, 1, 3, 3] == 1.0  # sample 4 = second sample of the second batch
-    with pytest.raises(UsageError, match="not a multiple"):
-        batches_for(model, events[:4], (2, 8, 8))
+    (batch,) = batches_for(model, events, (2, 8, 8))
+    plan = plan_batch(model, batch, "(BT)", features=3, data_layout="BT")
+    assert [tuple(b.shape) for b in plan.calls] == [(15, 2, 8, 8), (15, 2, 8, 8)]
+    assert (plan.samples, plan.steps) == (6, 5)
+    assert plan.calls[1][1 * 5 + 2, 1, 3, 3] == 1.0  # sample 4 = second sample of the second batch
+    with pytest.raises(TimeError, match="not a multiple"):
+        plan_batch(model, events[:4], "(BT)", features=3, data_layout="BT")
     with pytest.raises(UsageError, match="does not end in"):
         batches_for(model, events, (2, 7, 7))
     (batch,) = synthetic(model, (2, 8, 8), timesteps=4, rate_hz=100, dt=1e-3)
-    assert tuple(batch.shape) == (12, 2, 8, 8)  # one batch of the model's 3 samples
+    assert tuple(batch.shape) == (3, 4, 2, 8, 8)  # one batch of the model's 3 samples, batch-first
