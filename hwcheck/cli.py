@@ -464,7 +464,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         from hwcheck.profiles import ProfileError
-
         from hwcheck.timing import TimeError
 
         if isinstance(exc, (UsageError, ProfileError, FileNotFoundError, TimeError)):
