@@ -350,6 +350,11 @@ def describe(
     layout = layout or infer_layout(model)
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout == "(BT)" and not any(hasattr(m, "squeeze_forward") for m in model.modules()):
+        raise ValueError(
+            "layout '(BT)' (batch x time rows in dim 0) needs sinabs *Squeeze layers to tell samples "
+            f"from steps; the model has none (inferred layout: {infer_layout(model)!r})"
+        )
     device = _model_device(model)
     if example is not None:
         x = torch.zeros(example.shape, dtype=torch.float32, device=device)

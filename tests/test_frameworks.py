@@ -410,3 +410,25 @@ def test_torchscript_is_refused_with_a_way_out() -> None:
         hwcheck.analyze(scripted, torch.ones(1, 3))
     with pytest.raises(TypeError, match="TorchScript"):
         hwcheck.describe(scripted, (3,))
+
+
+def test_cli_drives_a_stepped_snntorch_model_over_its_time_steps(tmp_path, capsys) -> None:
+    from hwcheck.cli import main, synthetic
+
+    src = tmp_path / "stepped_net.py"
+    src.write_text(
+        "import torch.nn as nn, snntorch as snn\n"
+        "net = nn.Sequential(nn.Linear(20, 30), snn.Leaky(beta=0.9, init_hidden=True),\n"
+        "                    nn.Linear(30, 10), snn.Leaky(beta=0.9, init_hidden=True))\n"
+    )
+    rc = main(["check", f"{src}:net", "--chip", "loihi", "--input-shape", "20", "--timesteps", "25", "--no-save"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "loihi" in out and "FITS" in out
+    net = _stepped_net()
+    (batch,) = synthetic(net, (20,), timesteps=25, rate_hz=200, dt=1e-3)
+    a = hwcheck.analyze(net, batch, data_layout="BT")
+    assert a.n_samples == 1 and a.n_steps == 25  # not 25 samples of one step
+    rc = main(["check", f"{src}:net", "--chip", "loihi", "--input-shape", "20", "--timesteps", "25",
+               "--no-save", "--layout", "(BT)"])
+    assert rc == 2  # a Squeeze layout for a model without Squeeze layers: a clear error
