@@ -311,6 +311,23 @@ class Analysis:
         df = pd.DataFrame(rows, columns=["layer", *LAYER_COLUMNS]).set_index("layer")
         return df
 
+    def notes(self) -> list[str]:
+        """What a reader must know about how this data was counted: time steps and samples used,
+        and weight layers of a spiking network that received inputs other than 0/1 (counted as
+        |x| events each)."""
+        out = [f"activity: {self.n_samples} sample(s) of {self.n_steps:g} time step(s), dt = {self.dt:g} s"]
+        if self.graph.by_kind("spiking"):
+            analog = [
+                n.name for n in self.graph.by_kind("conv", "linear") if self.raw.get(n.name, {}).get("macs", 0) > 0
+            ]
+            if analog:
+                out.append(
+                    "inputs other than 0/1 spikes (analog, signed or multi-spike values) reach "
+                    + ", ".join(f"`{a}`" for a in analog)
+                    + ": each value x counts as |x| events (NeuroBench counts any nonzero as one)"
+                )
+        return out
+
     def summary(self) -> pd.Series:
         """Model totals per sample (synops, spikes, neurons...) plus dt and duration."""
         df = self.layers

@@ -111,7 +111,8 @@ def report(
     all_notes = list(notes)
     if analysis is None:
         all_notes.append("no data analysed: static fit only (energy and bandwidth need activity)")
-    for w in graph.warnings:
+    extra = analysis.notes() if analysis is not None else []
+    for w in [*graph.notes, *graph.warnings, *extra]:
         if w not in all_notes:
             all_notes.append(w)
     return Report(name, analysis, results, all_notes)

@@ -432,3 +432,14 @@ def test_cli_drives_a_stepped_snntorch_model_over_its_time_steps(tmp_path, capsy
     rc = main(["check", f"{src}:net", "--chip", "loihi", "--input-shape", "20", "--timesteps", "25",
                "--no-save", "--layout", "(BT)"])
     assert rc == 2  # a Squeeze layout for a model without Squeeze layers: a clear error
+
+
+def test_signed_input_to_a_spiking_network_is_named_in_the_notes() -> None:
+    import sinabs.layers as sl
+
+    net = nn.Sequential(nn.Linear(4, 5, bias=False), sl.IAF())
+    signed = hwcheck.analyze(net, torch.tensor([[[1.0, -1.0, 0.0, 1.0]]]))
+    assert any("`0`" in n and "|x|" in n for n in signed.notes())
+    binary = hwcheck.analyze(net, torch.tensor([[[1.0, 0.0, 0.0, 1.0]]]))
+    assert not any("|x|" in n for n in binary.notes())
+    assert "1 sample(s) of 1 time step(s)" in binary.notes()[0]
