@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import math
+import os
 import re
 import sys
 import textwrap
@@ -19,7 +21,7 @@ from typing import Any
 EXIT_FITS, EXIT_NO_FIT, EXIT_ERROR = 0, 1, 2
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """A problem with the command line or its inputs: reported in one line, exit status 2."""
 
 
@@ -35,6 +37,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
         shape = ()
     if not shape or any(s <= 0 for s in shape):
         raise UsageError(f"--input-shape {text!r}: expected positive integers like 2,128,128")
+    if math.prod(shape) > 2**31:
+        raise UsageError(f"--input-shape {text!r}: {math.prod(shape):.3g} values per sample and step is too large")
     return shape
 
 
@@ -42,7 +46,7 @@ _DT_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 def parse_dt(text: str) -> float:
-    """``"1ms"`` / ``"0.001"`` / ``"100us"`` -> seconds."""
+    """``"1ms"`` / ``"0.001"`` / ``"100us"`` -> seconds (a bare number is seconds)."""
     m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([a-zµ]*)\s*", text)
     if m:
         unit = m.group(2) or "s"
@@ -50,9 +54,35 @@ def parse_dt(text: str) -> float:
             value = float(m.group(1))
         except ValueError:
             value = -1.0
-        if unit in _DT_UNITS and value > 0:
+        if unit in _DT_UNITS and math.isfinite(value) and value > 0:
+            if not m.group(2) and value >= 0.1:
+                print(
+                    f"hwcheck: warning: --dt {text} is {value:g} s per time step (a bare number is seconds); "
+                    f"for milliseconds write --dt {text.strip()}ms",
+                    file=sys.stderr,
+                )
             return value * _DT_UNITS[unit]
-    raise UsageError(f"--dt {text!r}: expected a positive duration like 1ms, 100us or 0.001")
+    raise argparse.ArgumentTypeError(f"{text!r}: expected a positive duration like 1ms, 100us or 0.001 (seconds)")
+
+
+def parse_steps(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of time steps >= 1")
+    return v
+
+
+def parse_rate(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite rate in Hz >= 0")
+    return v
 
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -101,18 +131,34 @@ def load_model(spec: str, trust_pickle: bool = False) -> Any:
             sys.path.insert(0, str(file.resolve().parent))
             try:
                 mod_spec.loader.exec_module(module)
+            except SystemExit as exc:
+                raise UsageError(f"{target} called sys.exit({exc.code!r}) while being imported") from exc
+            except Exception as exc:
+                raise UsageError(f"while importing {target}: {type(exc).__name__}: {exc}") from exc
             finally:
                 sys.path.pop(0)
         else:
+            sys.path.insert(0, os.getcwd())  # `hwcheck check mymodels:net` in the folder of mymodels.py
             try:
                 module = importlib.import_module(target)
             except ImportError as exc:
                 raise UsageError(f"cannot import model module {target!r}: {exc}") from exc
+            except SystemExit as exc:
+                raise UsageError(f"{target} called sys.exit({exc.code!r}) while being imported") from exc
+            except Exception as exc:
+                raise UsageError(f"while importing {target}: {type(exc).__name__}: {exc}") from exc
+            finally:
+                sys.path.pop(0)
         if not hasattr(module, attr):
             raise UsageError(f"{target} has no attribute {attr!r}")
         obj = getattr(module, attr)
         if not isinstance(obj, torch.nn.Module) and callable(obj):
-            obj = obj()
+            try:
+                obj = obj()
+            except SystemExit as exc:
+                raise UsageError(f"{spec}() called sys.exit({exc.code!r})") from exc
+            except Exception as exc:
+                raise UsageError(f"while building the model {spec}(): {type(exc).__name__}: {exc}") from exc
         if not isinstance(obj, torch.nn.Module):
             raise UsageError(f"{spec} is not a torch.nn.Module (nor a factory returning one)")
         return obj
@@ -213,9 +259,30 @@ def _print_violations(report: Any) -> None:
         print(f"  [{r['chip']}] {r['severity']}: {r['layer']}: {r['message']}\n      hint: {r['hint']}")
 
 
+def _output_plan(args: argparse.Namespace) -> tuple[tuple[str, ...], Path | None]:
+    """Formats and report folder, validated before any long work starts."""
+    from hwcheck.report import FORMATS
+    from hwcheck.safe_write import OutputError, check_name, check_target
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise UsageError(f"--format {args.format!r}: unknown {unknown or 'empty'}; expected some of {','.join(FORMATS)}")
+    if args.no_save:
+        return formats, None
+    try:
+        check_name(args.name)
+        out = Path(args.out) if args.out else Path("reports") / args.name
+        check_target(out)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from exc
+    return formats, out
+
+
 def _run_report(args: argparse.Namespace, model: Any, data: Any, input_shape: tuple[int, ...], notes: list[str]) -> int:
     from hwcheck.check import report as make_report
 
+    formats, out_dir = _output_plan(args)
     rep = make_report(
         model,
         args.chip,
@@ -239,10 +306,10 @@ def _run_report(args: argparse.Namespace, model: Any, data: Any, input_shape: tu
         for r in rep.results:
             if r.energy is not None and r.energy.missing:
                 print(f"\nnote: {r.energy.describe_unknown()}")
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    if not args.no_save:
-        out = rep.save(args.out or Path("reports") / args.name, formats)
-        print(f"\nreport written to {out}/")
+    if out_dir is not None:
+        out = rep.save(out_dir, formats)
+        if not args.quiet:
+            print(f"\nreport written to {out}/")
     if "all" in (args.chip or []):
         # "which chip can take it?": success when at least one profile fits
         return EXIT_FITS if any(r.fit.fits for r in rep.results) else EXIT_NO_FIT
@@ -261,6 +328,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         notes.append(
             f"input: synthetic Poisson events, {args.input_rate:g} Hz per input, {args.timesteps} steps, seed {args.seed}"
         )
+        if args.input_rate * args.dt > 1:
+            msg = (
+                f"input: {args.input_rate:g} Hz at dt {args.dt:g} s asks for more than one event per input and "
+                f"step; the synthetic input saturates at one event per step ({1 / args.dt:g} Hz)"
+            )
+            notes.append(msg)
+            print(f"hwcheck: warning: {msg}", file=sys.stderr)
     else:
         data = None
         notes.append("input: none (static check; give --data or --timesteps for energy and bandwidth)")
@@ -351,7 +425,7 @@ def _add_run_options(p: argparse.ArgumentParser, chip_required: bool) -> None:
                    help="chip profile name or .toml path; repeat for a side-by-side summary; 'all' for every profile "
                    "(then exit 0 when at least one fits)")
     p.add_argument("--dt", type=parse_dt, default=1e-3, metavar="DURATION", help="time step, e.g. 1ms (default), 100us, 0.001")
-    p.add_argument("--input-rate", type=float, default=200.0, metavar="HZ", help="synthetic input: events per second per input (default 200)")
+    p.add_argument("--input-rate", type=parse_rate, default=200.0, metavar="HZ", help="synthetic input: events per second per input (default 200)")
     p.add_argument("--out", metavar="DIR", help="report folder (default reports/NAME)")
     p.add_argument("--format", default="csv,json,md,png", help="report files: any of csv,json,md,png (default all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -392,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", required=True, metavar="C,H,W", help="one sample at one time step, e.g. 2,128,128")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="FILE", help="events (.pt/.npy/.npz) laid out (T, ...) or (B, T, ...)")
-    src.add_argument("--timesteps", type=int, metavar="T", help="synthetic Poisson input of T steps (seeded)")
+    src.add_argument("--timesteps", type=parse_steps, metavar="T", help="synthetic Poisson input of T steps (seeded)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic input (default 0)")
     p.add_argument("--name", default="report", help="report name: folder reports/NAME (default 'report')")
     p.add_argument("--trust-pickle", action="store_true", help="allow torch.load of a pickled model (runs code from the file)")
@@ -436,8 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", required=True, metavar="C,H,W")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="FILE")
-    src.add_argument("--timesteps", type=int, default=100, metavar="T")
-    p.add_argument("--input-rate", type=float, default=200.0, metavar="HZ")
+    src.add_argument("--timesteps", type=parse_steps, default=100, metavar="T")
+    p.add_argument("--input-rate", type=parse_rate, default=200.0, metavar="HZ")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dt", type=parse_dt, default=1e-3, metavar="DURATION")
     p.add_argument("--power-mW", type=float, dest="power_mW", help="measured average power during inference")
@@ -462,7 +536,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as exc:  # report input problems in one line
         if args.debug:
-            raise
+            import traceback
+
+            traceback.print_exc()
+            return EXIT_ERROR
         from hwcheck.profiles import ProfileError
         from hwcheck.timing import TimeError
 

@@ -31,6 +31,7 @@ File layout (see README, "Chip profiles")::
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import sys
@@ -206,6 +207,14 @@ class ChipProfile:
             old = sections[section].get(key)
             unit = old.unit if old is not None else _default_unit(key)
             spec = _spec_for(self.family, section, key)
+            if spec is None and old is None:
+                known = sorted(set(sections[section]) | set(_schema_keys(self.family, section)))
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+                hint = f"; did you mean {section}.{close[0]}?" if close else ""
+                raise ProfileError(
+                    f"{self.path}: unknown figure {dotted!r} for a {self.family} chip{hint} "
+                    f"(known {section} keys: {', '.join(known) or 'none'})"
+                )
             if spec is not None:
                 _check_value(self.path, f"{section}.{key}", value, spec)
             elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
@@ -235,6 +244,13 @@ def _default_unit(key: str) -> str:
         if key.endswith(suffix):
             return "1/s" if suffix == "per_s" else suffix
     return ""
+
+
+def _schema_keys(family: str, section: str) -> list[str]:
+    if section == "limits":
+        fam = FAMILIES.get(family)
+        return [] if fam is None else list(fam.limits)
+    return list({"energy": ENERGY_FIGURES, "bandwidth": BANDWIDTH_FIGURES}.get(section, {}))
 
 
 def _spec_for(family: str, section: str, key: str) -> FigureSpec | None:
@@ -417,11 +433,32 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+#: capacities and rates a chip model divides by: zero would make every check meaningless
+POSITIVE_LIMITS = frozenset(
+    {
+        "n_cores", "max_input_px", "max_output_map_px", "max_channels", "max_kernel_px",
+        "destinations_per_core", "weight_bits", "state_bits", "dvs_input_channels",
+        "input_channels", "hidden_neurons", "output_neurons", "synaptic_states_hidden",
+        "synaptic_states_output", "max_fanout_hidden", "threshold_bits", "clock_hz", "clock_hz_max",
+        "cores_per_chip", "neurons_per_core", "input_axons_per_core", "output_axons_per_core",
+        "synapse_memory_bits_per_core", "synapse_row_synapses", "synapse_word_bits",
+        "fan_in_per_core", "chips_max", "timestep_s", "memory_bytes",
+    }
+)  # fmt: skip
+
+
 def _check_value(path: str, dotted: str, value: Any, spec: FigureSpec) -> None:
     t = spec.type
 
     def fail(expected: str) -> None:
         raise ProfileError(f"{path}: {dotted} = {value!r}; expected {expected}")
+
+    section, _, key = dotted.partition(".")
+    if section == "limits" and key in POSITIVE_LIMITS and t in ("int", "number"):
+        if _is_number(value) and not isinstance(value, bool) and not value > 0:
+            fail("a capacity > 0")
+    if _is_number(value) and not isinstance(value, bool) and not math.isfinite(value):
+        fail("a finite number")
 
     if t == "int":
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -3,7 +3,7 @@
 :class:`Report` holds tidy tables (``layers``, ``cores``, ``violations``, ``energy``,
 ``bandwidth``, ``summary`` -- one row per chip) and writes them with :meth:`Report.save`:
 CSV files, ``summary.json``, a readable ``report.md`` and PNG plots, into a folder that appears
-complete or not at all (written to a temporary folder, then renamed).
+complete or not at all, and only ever replaces an earlier report (see :mod:`hwcheck.safe_write`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import pandas as pd
 from hwcheck.activity import Analysis
 from hwcheck.estimate import Bandwidth, EnergyEstimate
 from hwcheck.mappers.base import FitReport, violations_frame
+from hwcheck.safe_write import check_name, replace_folder
 
 __all__ = ["ChipResult", "Report", "FORMATS"]
 
@@ -262,10 +261,9 @@ class Report:
         unknown = set(formats) - set(FORMATS)
         if unknown:
             raise ValueError(f"unknown report format(s) {sorted(unknown)}; expected some of {FORMATS}")
-        target = Path(directory) if directory is not None else Path("reports") / self.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        target = Path(directory) if directory is not None else Path("reports") / check_name(self.name)
+
+        def fill(tmp: Path) -> None:
             if "csv" in formats:
                 self.layers.to_csv(tmp / "layers.csv")
                 self.cores.to_csv(tmp / "cores.csv", index=False)
@@ -288,18 +286,10 @@ class Report:
                 from hwcheck.plots import save_plots
 
                 save_plots(self, tmp)
-            backup = None
-            if target.exists():
-                backup = target.with_name(f".{target.name}.old")
-                if backup.exists():
-                    shutil.rmtree(backup)
-                target.rename(backup)
-            tmp.rename(target)
-            if backup is not None:
-                shutil.rmtree(backup, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+        from hwcheck import __version__
+
+        replace_folder(target, fill, {"tool": "hwcheck", "version": __version__, "name": self.name})
         return target
 
 

@@ -1,3 +1,4 @@
+import argparse
 """The hwcheck command (through a subprocess) and report files."""
 
 import json
@@ -68,8 +69,9 @@ def test_parsers():
     for bad in ("2,a", "0,3", ""):
         with pytest.raises(UsageError):
             parse_shape(bad)
-    with pytest.raises(UsageError):
-        parse_dt("fast")
+    for bad in ("fast", "0", "nan", "inf", "1min", "-1ms"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_dt(bad)
     with pytest.raises(UsageError):
         parse_set(["synop_pJ"])
 
