@@ -715,7 +715,11 @@ def _feature_shape(model: Any, x: torch.Tensor, layout: str) -> tuple[int, ...]:
     f = feature_rank(model)
     if f is not None and x.dim() >= f + 1:
         return tuple(x.shape[x.dim() - f :])
-    return tuple(x.shape[2 if layout in ("BT", "TB") else 1 :])
+    lead = 2 if layout in ("BT", "TB") else 1
+    if x.dim() <= lead:
+        expected = f"{f + 1} (model input) or {f + 2} (batch, time, ...)" if f is not None else f"more than {lead}"
+        raise TimeError(f"input of shape {tuple(x.shape)} has {x.dim()} dimension(s); expected {expected}")
+    return tuple(x.shape[lead:])
 
 
 def analyze(

@@ -39,6 +39,8 @@ def resolve_chips(chips: str | ChipProfile | Sequence[str | ChipProfile]) -> lis
             out.extend(n for n in list_profiles() if n not in out)
         else:
             out.append(c)
+    if not out:
+        raise ValueError("no chip given: name at least one chip profile (or 'all')")
     return out
 
 
@@ -94,6 +96,7 @@ def report(
 
     Without data, only the static fit is reported (no energy or bandwidth).
     """
+    chips = resolve_chips(chips)
     if analysis is None and data is not None:
         analysis = analyze(model, data, dt=dt, progress=progress, layout=layout, data_layout=data_layout)
     graph = analysis.graph if analysis is not None else None

@@ -193,18 +193,27 @@ def load_data(path: str) -> Any:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"--data file not found: {path}")
+    if p.suffix not in (".npy", ".npz", ".pt", ".pth"):
+        raise UsageError(f"--data {path}: unknown file type {p.suffix or '(none)'}; expected .npy, .npz or .pt")
     try:
         if p.suffix == ".npy":
-            arr = torch.from_numpy(np.load(p))
+            arr = torch.from_numpy(np.load(p, allow_pickle=False))
         elif p.suffix == ".npz":
-            with np.load(p) as z:
+            with np.load(p, allow_pickle=False) as z:
+                if not z.files:
+                    raise UsageError(f"--data {path}: the .npz archive holds no arrays")
                 arr = torch.from_numpy(z[z.files[0]])
         else:
             arr = torch.load(p, map_location="cpu", weights_only=True)
+    except UsageError:
+        raise
     except Exception as exc:
-        raise UsageError(f"cannot read --data {path}: {str(exc).splitlines()[0]}") from exc
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"cannot read --data {path}: {first}") from exc
     if not isinstance(arr, torch.Tensor):
         raise UsageError(f"--data {path}: expected one tensor/array, got {type(arr).__name__}")
+    if arr.dtype.is_complex:
+        raise UsageError(f"--data {path}: complex values are not events")
     return arr.float()
 
 

@@ -462,6 +462,19 @@ class preserved_state:
             m.training = t
 
 
+def _check_finite_weights(rec: _CallRecord) -> None:
+    """NaN or infinite weights make every count and check meaningless: name the layer."""
+    import torch
+
+    for pname, p in rec.module.named_parameters(recurse=False):
+        if p.is_floating_point() and not bool(torch.isfinite(p.detach()).all()):
+            bad = int((~torch.isfinite(p.detach())).sum())
+            raise ValueError(
+                f"layer '{rec.name}' ({type(rec.module).__name__}): {bad} NaN or infinite value(s) in "
+                f"its {pname}; fix the weights before checking the model"
+            )
+
+
 def _is_inner(model: Any, path: str, leaves: dict[Any, tuple[str, Any]]) -> bool:
     """True for a leaf that lives inside another leaf (a neuron's recurrent weights)."""
     return any(p and path.startswith(p + ".") for p, _ in leaves.values())
@@ -668,6 +681,7 @@ class _Tracer:
             if kind in ("spiking", "neuron"):
                 neurons = int(math.prod(out_shape)) if out_shape else 1
             stats = {}
+            _check_finite_weights(rec)
             if spec is not None and spec.connect is not None and inp is not None:
                 stats = weight_stats(rec.module, spec, in_shape)
             # data-flow edges: every node (or the input) whose output reaches one of our inputs

@@ -308,6 +308,10 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the profile as UTF-8") from exc
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read the profile: {exc.strerror}") from exc
     profile = parse_profile(data, str(path))
     if overrides:
         profile = profile.with_overrides(overrides)

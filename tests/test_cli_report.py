@@ -1,6 +1,7 @@
-import argparse
+
 """The hwcheck command (through a subprocess) and report files."""
 
+import argparse
 import json
 import os
 import subprocess
