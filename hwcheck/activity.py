@@ -752,9 +752,9 @@ def analyze(
     """
     from torch.utils.data import DataLoader
 
-    from hwcheck.graph import _check_scriptable
+    from hwcheck.graph import _check_model
 
-    _check_scriptable(model)
+    _check_model(model)
     dt = _check_dt(dt)
     if data_layout == "auto" and isinstance(data, DataLoader):
         data_layout = "BT"  # collate stacks samples along dim 0

@@ -213,7 +213,6 @@ def write_profile(profile: ChipProfile, path: Path, name: str | None = None) -> 
         if fig.note:
             entry["note"] = fig.note
         doc.setdefault(section, {})[fig.key] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
-    tmp.replace(path)
+    from hwcheck.safe_write import write_file_atomic
+
+    write_file_atomic(Path(path), tomli_w.dumps(doc))

@@ -214,6 +214,16 @@ def example_input(
     return torch.zeros(shape, device=device)
 
 
+def _model_dtype(model: Any) -> Any:
+    """The floating dtype of the model's weights (float32 when it has none)."""
+    import torch
+
+    for t in model.parameters():
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
 def _model_device(model: Any) -> Any:
     for t in model.parameters():
         return t.device
@@ -314,6 +324,19 @@ def leaf_modules(model: Any) -> tuple[dict[Any, tuple[str, Any]], list[str]]:
     return leaves, warnings
 
 
+def _check_model(model: Any) -> None:
+    """The model must be an eager torch module."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        what = f"the path {model!r}" if isinstance(model, str) else f"a {type(model).__name__}"
+        raise TypeError(
+            f"expected a torch.nn.Module, got {what}"
+            + ("; load the model first (the CLI takes file.py:attr)" if isinstance(model, str) else "")
+        )
+    _check_scriptable(model)
+
+
 def _check_scriptable(model: Any) -> None:
     import torch
 
@@ -344,7 +367,7 @@ def describe(
     """
     import torch
 
-    _check_scriptable(model)
+    _check_model(model)
     input_shape = _whole_shape(input_shape)
     declared = layout
     layout = layout or infer_layout(model)
@@ -357,9 +380,9 @@ def describe(
         )
     device = _model_device(model)
     if example is not None:
-        x = torch.zeros(example.shape, dtype=torch.float32, device=device)
+        x = torch.zeros(example.shape, dtype=_model_dtype(model), device=device)
     else:
-        x = example_input(model, input_shape, layout, device, steps=timesteps)
+        x = example_input(model, input_shape, layout, device, steps=timesteps).to(_model_dtype(model))
     tracer = _Tracer(model, layout)
     notes: list[str] = []
     with preserved_state(model), torch.no_grad():
@@ -410,7 +433,7 @@ def _trace_time_first(model: Any, input_shape: tuple[int, ...], device: Any, tim
     candidates = [timesteps] if timesteps else [2**k for k in range(1, 13)]
     last: Exception | None = None
     for t in candidates:
-        x = torch.zeros((t, 1, *input_shape), device=device)
+        x = torch.zeros((t, 1, *input_shape), device=device, dtype=_model_dtype(model))
         try:
             with preserved_state(model):
                 model(x)

@@ -169,6 +169,8 @@ def plan_batch(
     """
     if data_layout not in DATA_LAYOUTS:
         raise ValueError(f"data_layout must be one of {DATA_LAYOUTS}, got {data_layout!r}")
+    if x.numel() == 0:
+        raise TimeError(f"input of shape {tuple(x.shape)} is empty: no samples or no time steps")
     nd = x.dim()
     f = features if features is not None else feature_rank(model)
     timed = f is not None and nd == f + 2  # the tensor carries batch and time

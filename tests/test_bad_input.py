@@ -252,7 +252,28 @@ API_CASES = [
     (lambda: hwcheck.load_profile("loihi", {"nodot": 1}), hwcheck.ProfileError, "nodot"),
     (lambda: hwcheck.check(_nan_weights(), chip="xylo-audio2", input_shape=(4,)), ValueError, "NaN"),
     (lambda: hwcheck.analyze(_nan_weights(), x_ok), ValueError, "NaN"),
+    (lambda: hwcheck.check("net.py", chip="loihi", input_shape=(4,)), TypeError, "nn.Module"),
+    (lambda: hwcheck.analyze(None, x_ok), TypeError, "nn.Module"),
+    (lambda: hwcheck.describe({"weight": torch.zeros(3, 4)}, (4,)), TypeError, "nn.Module"),
+    (lambda: hwcheck.analyze(_net(), torch.zeros(2, 0, 4)), ValueError, "empty"),
+    (lambda: hwcheck.analyze(_net(), torch.zeros(0, 5, 4)), ValueError, "empty"),
 ]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_models_of_other_float_dtypes_are_counted(dtype: torch.dtype) -> None:
+    net = _net()
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+    a = hwcheck.analyze(net.to(dtype), torch.ones(2, 5, 4))
+    assert a.summary()["synops"] == 5 * 4 * 3  # 5 steps x 4 events x fan-out 3, per sample
+
+
+def test_calibrate_out_leaves_no_temporary(tmp_path: Path) -> None:
+    prof, path = hwcheck.calibrate(_net(), torch.ones(1, 5, 4), "loihi", measured_energy_uJ=1000.0, out_path=tmp_path / "c.toml")
+    assert path is not None and path.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]
+    assert hwcheck.load_profile(path).energy["synop_pJ"].value == prof.energy["synop_pJ"].value
 
 
 @pytest.mark.parametrize("call,exc,text", API_CASES, ids=[f"{i}-{c[2]}" for i, c in enumerate(API_CASES)])
