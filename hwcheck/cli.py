@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         "does it fit, where not and what to change, how much traffic it makes and how much energy it "
         "spends. Exit status: 0 fits every chip named, 1 does not fit, 2 usage or input error.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  hwcheck demo\n  hwcheck check mymodel.py:net --chip speck2f --input-shape 2,128,128 --timesteps 100\n"
+        epilog="examples:\n  hwcheck demo\n  hwcheck check hwcheck.examples:dvs_gesture_cnn --chip speck2f --input-shape 2,128,128 --timesteps 100\n"
         "  hwcheck chips\n  hwcheck chip speck2f",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -468,8 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
         "factory; loading a .py file runs its code), or a pickled model (--trust-pickle). TorchScript "
         "files are refused: give the eager model.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  hwcheck check examples/net.py:build --chip speck2f --chip cpu --input-shape 2,128,128 "
-        "--timesteps 100 --input-rate 200 --dt 1ms\n  hwcheck check mypkg.models:snn --chip all --input-shape 16 --data events.npy",
+        epilog="examples (the first runs as it is, on the bundled example model):\n"
+        "  hwcheck check hwcheck.examples:dvs_gesture_cnn --chip speck2f --chip cpu --input-shape 2,128,128 "
+        "--timesteps 100 --input-rate 200 --dt 1ms\n"
+        "  hwcheck check mynet.py:net --chip all --input-shape 16 --data events.npy   (your file.py:attr)",
     )
     p.add_argument("model", help="pkg.module:attr, file.py:attr or pickled model")
     p.add_argument("--input-shape", required=True, metavar="C,H,W", help="one sample at one time step, e.g. 2,128,128")
@@ -511,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run MODEL on the data, then fit energy.synop_pJ so that the estimate reproduces your measured "
         "average power (or energy per inference); writes a user profile with the measurement as its source.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  hwcheck calibrate net.py:build --chip speck2f --input-shape 2,128,128 --timesteps 100 "
+        epilog="example:\n  hwcheck calibrate hwcheck.examples:dvs_gesture_cnn --chip speck2f --input-shape 2,128,128 --timesteps 100 "
         "--power-mW 3.8 --out my-speck2f.toml --description 'devkit rails, gesture test set'",
     )
     p.add_argument("model")
