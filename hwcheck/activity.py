@@ -833,6 +833,20 @@ def _check_dt(dt: Any) -> float:
     return v
 
 
+def _call(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """One forward pass; an error of the model's own code is named as such."""
+    from hwcheck.graph import ModelError, _ours, model_error
+
+    try:
+        model(x)
+    except ModelError:
+        raise
+    except Exception as exc:
+        if _ours(exc):
+            raise
+        raise model_error(model, x, exc) from exc
+
+
 def _run_plan(
     model: torch.nn.Module, counter: ActivityCounter, plan: BatchPlan, graph: LayerGraph, reset: bool
 ) -> None:
@@ -845,7 +859,7 @@ def _run_plan(
             reset_states(model)
         steps = 0
         for xc in plan.calls:
-            model(xc)
+            _call(model, xc)
             steps += counter.last_loop_steps or 1 if graph.loop_steps else 1
         counter.n_steps_total += plan.samples * steps
         return
@@ -854,7 +868,7 @@ def _run_plan(
     for xc in plan.calls:
         if reset:
             reset_states(model)
-        model(xc)
+        _call(model, xc)
         steps = plan.steps
         if graph.loop_steps:
             steps = counter.last_loop_steps or plan.steps

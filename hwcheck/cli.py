@@ -552,9 +552,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             return EXIT_ERROR
         from hwcheck.profiles import ProfileError
+        from hwcheck.graph import ModelError
+        from hwcheck.safe_write import OutputError
         from hwcheck.timing import TimeError
 
-        if isinstance(exc, (UsageError, ProfileError, FileNotFoundError, TimeError)):
+        if isinstance(exc, (UsageError, ProfileError, FileNotFoundError, TimeError, ModelError, OutputError)):
             print(f"hwcheck: error: {exc}", file=sys.stderr)
         else:
             print(f"hwcheck: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)

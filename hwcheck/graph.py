@@ -18,7 +18,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LayerNode", "LayerGraph", "INPUT", "KINDS"]
+__all__ = ["LayerNode", "LayerGraph", "INPUT", "KINDS", "ModelError"]
+
+
+class ModelError(RuntimeError):
+    """The model's own forward() raised: the message names the model and the input it got."""
+
+
+def model_error(model: Any, x: Any, exc: BaseException) -> ModelError:
+    shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+    first = (str(exc).splitlines() or [""])[0]
+    return ModelError(f"in forward of {type(model).__name__} (input {shape}): {type(exc).__name__}: {first}")
 
 #: Name of the model-input pseudo-node in edges. Module paths are dotted Python-style names, so a
 #: submodule called ``input`` (as in every nirtorch model) never collides with it;
@@ -388,15 +398,24 @@ def describe(
     with preserved_state(model), torch.no_grad():
         try:
             records, out = tracer.run(x)
-        except IndexError:
+        except IndexError as exc:
             # a forward() that loops over x[step] for a fixed number of steps: the input was too
             # short. Trace time-first with enough steps (never reinterpret a declared layout).
             if declared is not None or example is not None or layout != "B":
-                raise
+                raise model_error(model, x, exc) from exc
             records, out, x = _trace_time_first(model, input_shape, device, timesteps)
             tracer = _Tracer(model, "TB")
             layout = "TB"
-            records, out = tracer.run(x)
+            try:
+                records, out = tracer.run(x)
+            except Exception as exc2:
+                raise model_error(model, x, exc2) from exc2
+        except (ModelError, ValueError, TypeError) as exc:
+            if isinstance(exc, ModelError) or _ours(exc):
+                raise
+            raise model_error(model, x, exc) from exc
+        except Exception as exc:
+            raise model_error(model, x, exc) from exc
             notes.append(
                 f"forward() indexes its input by time step: read as time-first (T, B, ...), traced with "
                 f"T={x.shape[0]}"
@@ -408,6 +427,16 @@ def describe(
         notes.append("forward() loops over dim 0 of its input: read as time-first (T, B, ...)")
     graph.notes[:0] = notes
     return graph
+
+
+def _ours(exc: BaseException) -> bool:
+    """An error hwcheck raised itself (from its own modules), not the model's."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and "/hwcheck/" in last.tb_frame.f_code.co_filename.replace("\\", "/")
 
 
 def _whole_shape(shape: Any) -> tuple[int, ...]:

@@ -24,6 +24,13 @@ def build():
 not_a_model = 42
 def broken():
     raise RuntimeError("factory exploded")
+class Bad(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(4, 3)
+    def forward(self, x):
+        raise KeyError("model bug")
+bad = Bad()
 """
 
 
@@ -101,6 +108,8 @@ CLI_CASES = [
     (["check", "{raises}:net", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "while importing"),
     (["check", "{syntax}:net", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "while importing"),
     (["check", "{empty}:net", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "net"),
+    (["check", "{m}:bad", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "in forward of Bad"),
+    (["check", "{m}:bad", "--chip", "loihi", "--input-shape", "4", "--no-save", "--timesteps", "3"], 2, "model bug"),
     (["check", "no_such_pkg_xyz:net", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "no_such_pkg_xyz"),
     (["check", "{corrupt_pt}", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "corrupt.pt"),
     (["check", "{blob}", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "blob.bin"),
