@@ -551,8 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
             return EXIT_ERROR
-        from hwcheck.profiles import ProfileError
         from hwcheck.graph import ModelError
+        from hwcheck.profiles import ProfileError
         from hwcheck.safe_write import OutputError
         from hwcheck.timing import TimeError
 
