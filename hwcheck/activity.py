@@ -392,7 +392,18 @@ class ActivityCounter:
 
     # -- setup ---------------------------------------------------------------------------------
     def _plan(self) -> None:
-        """Decide, per node, what to measure and precompute the fan-out maps."""
+        """Decide, per node, what to measure and precompute the fan-out maps (once per graph:
+        a graph is fixed, so its plan is kept with it and shared by later counters)."""
+        cached = self.graph.__dict__.get("_counter_plan")
+        if cached is not None:
+            self.__dict__.update(cached)
+            self._fanout_cast = {}
+            return
+        self._compute_plan()
+        keep = ("calls", "event_point", "point_shape", "fanout", "fanout_nz", "points", "spike_nodes", "feature_numel")
+        self.graph.__dict__["_counter_plan"] = {k: self.__dict__[k] for k in keep}
+
+    def _compute_plan(self) -> None:
         g = self.graph
         self.calls: dict[Any, list[str]] = {}
         for node in g:

@@ -14,6 +14,7 @@ the model runs on ``(B*T, C, H, W)`` or ``(B, C, H, W)``.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -358,6 +359,25 @@ def _check_scriptable(model: Any) -> None:
         )
 
 
+_GRAPHS: weakref.WeakKeyDictionary[Any, dict[tuple, LayerGraph]] = weakref.WeakKeyDictionary()
+
+
+def model_signature(model: Any) -> tuple:
+    """What a layer graph depends on: the modules (identity, type, plain settings such as a
+    Squeeze layer's batch size or a SpikingJelly step mode) and every parameter's identity,
+    shape and version (an in-place weight update bumps it). Neuron states are not part of it."""
+    parts: list[Any] = []
+    for path, m in model.named_modules():
+        plain = tuple(
+            (k, v) for k, v in m.__dict__.items() if isinstance(v, (bool, int, float, str, type(None))) and k != "training"
+        )
+        parts.append((path, id(m), type(m), plain))
+        for name, p in m._parameters.items():
+            if p is not None:
+                parts.append((name, id(p), tuple(p.shape), p._version, p.data_ptr(), p.dtype))
+    return tuple(parts)
+
+
 def describe(
     model: Any,
     input_shape: tuple[int, ...] | list[int],
@@ -365,8 +385,44 @@ def describe(
     *,
     timesteps: int | None = None,
     example: Any = None,
+    cache: bool = True,
 ) -> LayerGraph:
     """Build the :class:`LayerGraph` of ``model`` for one input sample of ``input_shape``.
+
+    Graphs are cached per model, input shape, layout and model signature
+    (:func:`model_signature`): a second call on an unchanged model costs no trace. A cached graph
+    is shared; treat it as read-only. ``cache=False`` always traces.
+    """
+    from hwcheck.layers import REGISTRY_VERSION
+
+    _check_model(model)
+    key = (
+        REGISTRY_VERSION[0],
+        _whole_shape(input_shape),
+        layout,
+        timesteps,
+        None if example is None else tuple(example.shape),
+        model_signature(model),
+    )
+    per_model = _GRAPHS.get(model) if cache else None
+    if per_model is not None and key in per_model:
+        return per_model[key]
+    graph = _describe(model, input_shape, layout, timesteps=timesteps, example=example)
+    if cache:
+        _GRAPHS.setdefault(model, {}).clear()  # keep the newest graph of a model only
+        _GRAPHS[model][key] = graph
+    return graph
+
+
+def _describe(
+    model: Any,
+    input_shape: tuple[int, ...] | list[int],
+    layout: str | None = None,
+    *,
+    timesteps: int | None = None,
+    example: Any = None,
+) -> LayerGraph:
+    """Trace ``model`` into its :class:`LayerGraph` (see :func:`describe`).
 
     ``input_shape`` is the shape of one sample at one time step, without batch and time
     dimensions (e.g. ``(2, 128, 128)``). ``layout`` defaults to :func:`infer_layout`.

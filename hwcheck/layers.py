@@ -54,11 +54,16 @@ REGISTRY: dict[type, LayerSpec] = {}
 NAMED_REGISTRY: dict[tuple[str, str], LayerSpec] = {}
 
 
+#: bumped on every registration, so cached layer graphs of earlier descriptions are not reused
+REGISTRY_VERSION = [0]
+
+
 def register_layer(cls: type, spec: LayerSpec) -> None:
     """Describe a module class (and its subclasses, unless they have their own spec)."""
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"register_layer expects an nn.Module subclass, got {cls!r}")
     REGISTRY[cls] = spec
+    REGISTRY_VERSION[0] += 1
 
 
 def register_neuron(

@@ -381,3 +381,22 @@ def test_import_does_not_pull_samna_or_dynapcnn() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_describe_is_cached_until_the_model_changes() -> None:
+    import torch
+    from torch import nn
+
+    import hwcheck
+
+    net = nn.Sequential(nn.Linear(4, 3, bias=False))
+    g1 = hwcheck.describe(net, (4,))
+    assert hwcheck.describe(net, (4,)) is g1  # no second trace
+    assert hwcheck.describe(net, (4,), cache=False) is not g1
+    assert hwcheck.describe(net, (5,) if False else (4,), layout="B") is not g1  # another key
+    with torch.no_grad():
+        net[0].weight.zero_()
+    g2 = hwcheck.describe(net, (4,))
+    assert g2 is not g1 and g2["0"].synapses_nonzero == 0 and g1["0"].synapses_nonzero == 12
+    net.append(nn.Linear(3, 2))
+    assert list(hwcheck.describe(net, (4,)).nodes) == ["0", "1"]
