@@ -266,9 +266,9 @@ def _spec_for(family: str, section: str, key: str) -> FigureSpec | None:
 
 def profile_dirs() -> list[Path]:
     """Where profiles are looked up by name: ``$HWCHECK_PROFILES`` (os.pathsep-separated), then
-    the bundled ``chip_profiles/`` folder."""
+    the ``chip_profiles/`` folder bundled inside the package (installed with it)."""
     dirs = [Path(p) for p in os.environ.get("HWCHECK_PROFILES", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parent.parent / "chip_profiles")
+    dirs.append(Path(__file__).resolve().parent / "chip_profiles")
     return dirs
 
 

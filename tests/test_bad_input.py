@@ -52,7 +52,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (d / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
     torch.save({"a": torch.zeros(2)}, d / "dict.pt")
     (d / "blob.bin").write_bytes(b"\x00\x01\x02")
-    loihi = (Path(hwcheck.__file__).resolve().parent.parent / "chip_profiles" / "loihi.toml").read_text()
+    loihi = (Path(hwcheck.__file__).resolve().parent / "chip_profiles" / "loihi.toml").read_text()
     (d / "zero_npc.toml").write_text(loihi.replace("[limits.neurons_per_core]\nvalue = 1024", "[limits.neurons_per_core]\nvalue = 0"))
     (d / "latin1.toml").write_bytes("name = 'caf\xe9'\n".encode("latin-1"))
     (d / "notoml.toml").write_text("this is = = not toml\n")

@@ -1,7 +1,7 @@
 """Chip-family mappers. Each module registers its family (limits schema + mapper function).
 
 Adding a family = adding one module here (or anywhere, imported before use) that calls
-:func:`hwcheck.profiles.register_family`, plus profile files in ``chip_profiles/``.
+:func:`hwcheck.profiles.register_family`, plus profile files in ``hwcheck/chip_profiles/``.
 """
 
 from __future__ import annotations
