@@ -221,6 +221,34 @@ def samples_and_steps(model: Any, x: torch.Tensor, layout: str) -> tuple[int, in
     return plan.samples, plan.steps
 
 
+STATIC_COLUMNS = [
+    "kind", "type", "in_shape", "out_shape", "params", "neurons", "synapses", "synapses_nonzero",
+    "fan_in_max", "fan_out_max",
+]  # fmt: skip
+
+
+def static_layers(graph: LayerGraph) -> pd.DataFrame:
+    """What is known of each layer without data: shapes, parameters, neurons, synapses, fan-in
+    and fan-out (the static columns of :attr:`Analysis.layers`)."""
+    rows = [
+        {
+            "layer": n.name,
+            "kind": n.kind,
+            "type": n.type_name,
+            "in_shape": shape_str(n.in_shape),
+            "out_shape": shape_str(n.out_shape),
+            "params": n.params,
+            "neurons": n.neurons,
+            "synapses": n.synapses,
+            "synapses_nonzero": n.synapses_nonzero,
+            "fan_in_max": n.fan_in_max,
+            "fan_out_max": n.fan_out_max,
+        }
+        for n in graph
+    ]
+    return pd.DataFrame(rows, columns=["layer", *STATIC_COLUMNS]).set_index("layer")
+
+
 @dataclass
 class Analysis:
     """Activity of a model over some data: per-layer raw sums plus how many samples they cover.

@@ -118,7 +118,7 @@ def report(
     for w in [*graph.notes, *graph.warnings, *extra]:
         if w not in all_notes:
             all_notes.append(w)
-    return Report(name, analysis, results, all_notes)
+    return Report(name, analysis, results, all_notes, graph=graph)
 
 
 def compare(

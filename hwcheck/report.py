@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from hwcheck.activity import Analysis
+from hwcheck.activity import Analysis, static_layers
+from hwcheck.graph import LayerGraph
 from hwcheck.estimate import Bandwidth, EnergyEstimate
 from hwcheck.mappers.base import FitReport, violations_frame
 from hwcheck.safe_write import check_name, replace_folder
@@ -105,6 +106,8 @@ class Report:
     analysis: Analysis | None
     results: list[ChipResult]
     notes: list[str] = field(default_factory=list)
+    #: the layer graph, for the static per-layer table when no data was analysed
+    graph: LayerGraph | None = None
 
     # ---------------------------------------------------------------- tables
     @property
@@ -128,6 +131,8 @@ class Report:
         ``core_<chip>`` column per chip with the core(s) each layer was assigned to."""
         if self.analysis is not None:
             df = self.analysis.layers.copy()
+        elif self.graph is not None:
+            df = static_layers(self.graph)
         else:
             df = pd.DataFrame(index=pd.Index([], name="layer"))
         for r in self.results:
@@ -222,9 +227,14 @@ class Report:
         if self.analysis is not None:
             s = self.analysis.summary()
             out += ["## Model totals (per inference)", "", _md(s.to_frame("value").reset_index()), ""]
-            cols = [c for c in ("kind", "in_shape", "out_shape", "neurons", "synapses", "spikes_out",
-                                "firing_rate", "synops", "synops_effective", "ops_dense") if c in self.layers]
-            out += ["## Layers", "", _md(self.layers[cols].reset_index()), ""]
+        layers = self.layers
+        if len(layers):
+            cols = [c for c in ("kind", "type", "in_shape", "out_shape", "params", "neurons", "synapses",
+                                "fan_in_max", "spikes_out", "firing_rate", "synops", "synops_effective",
+                                "ops_dense") if c in layers]
+            cols += [c for c in layers.columns if c.startswith("core_")]
+            title = "## Layers" if self.analysis is not None else "## Layers (static: shapes and counts, no data)"
+            out += [title, "", _md(layers[cols].reset_index()), ""]
         v = self.violations
         out += ["## Violations", "", _md(v) if len(v) else "None.", ""]
         c = self.cores

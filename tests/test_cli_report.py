@@ -242,3 +242,27 @@ def test_event_files_are_cut_into_the_models_batches():
         batches_for(model, events, (2, 7, 7))
     (batch,) = synthetic(model, (2, 8, 8), timesteps=4, rate_hz=100, dt=1e-3)
     assert tuple(batch.shape) == (3, 4, 2, 8, 8)  # one batch of the model's 3 samples, batch-first
+
+
+def test_static_check_reports_every_layer_and_chip_all_ignores_baselines(tmp_path, capsys):
+    from hwcheck.cli import main
+
+    src = tmp_path / "nets.py"
+    # an ANN (conv + ReLU, no spiking neurons) fits no neuromorphic chip, only the dense baselines
+    src.write_text(
+        "import torch.nn as nn, sinabs.layers as sl\n"
+        "small = nn.Sequential(nn.Linear(4, 3, bias=False), sl.IAFSqueeze(batch_size=1))\n"
+        "ann = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU())\n"
+    )
+    out = tmp_path / "r"
+    rc = main(["check", f"{src}:small", "--chip", "loihi", "--input-shape", "4", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "synapses" in printed and "Linear" in printed
+    layers = pd.read_csv(out / "layers.csv", index_col=0, dtype={"layer": str})
+    assert layers.loc["0", "synapses"] == 12 and layers.loc["1", "neurons"] == 3
+    assert "## Layers (static" in (out / "report.md").read_text()
+    rc = main(["check", f"{src}:ann", "--chip", "all", "--input-shape", "2,8,8", "--no-save", "-q"])
+    assert rc == 1  # only the dense baselines "fit"
+    rc = main(["check", f"{src}:small", "--chip", "all", "--input-shape", "4", "--no-save", "-q"])
+    assert rc == 0
