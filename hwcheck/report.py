@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from hwcheck.activity import Analysis, static_layers
-from hwcheck.graph import LayerGraph
 from hwcheck.estimate import Bandwidth, EnergyEstimate
+from hwcheck.graph import LayerGraph
 from hwcheck.mappers.base import FitReport, violations_frame
 from hwcheck.safe_write import check_name, replace_folder
 
