@@ -108,6 +108,24 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _which_attr(file: Path) -> str:
+    """The message for ``hwcheck check file.py`` without ``:attr``: the models it defines."""
+    import ast
+
+    names: list[str] = []
+    try:
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.append(node.name)
+    except (SyntaxError, UnicodeDecodeError, OSError):
+        pass
+    found = f"; names defined in it: {', '.join(dict.fromkeys(names))}" if names else ""
+    return f"{file} is a Python file: say which model with {file}:ATTR (a module or a factory){found}"
+
+
 def load_model(spec: str, trust_pickle: bool = False) -> Any:
     """A model from ``pkg.module:attr``, ``path/file.py:attr`` or a pickle (a TorchScript file
     is named and refused).
@@ -118,6 +136,8 @@ def load_model(spec: str, trust_pickle: bool = False) -> Any:
     import torch
 
     path = Path(spec)
+    if path.suffix == ".py" and path.is_file():
+        raise UsageError(_which_attr(path))
     if ":" in spec and not path.exists():
         target, _, attr = spec.rpartition(":")
         if target.endswith(".py"):

@@ -110,6 +110,7 @@ CLI_CASES = [
     (["check", "{empty}:net", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "net"),
     (["check", "{m}:bad", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "in forward of Bad"),
     (["check", "{m}:bad", "--chip", "loihi", "--input-shape", "4", "--no-save", "--timesteps", "3"], 2, "model bug"),
+    (["check", "{m}", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "net, build"),
     (["check", "no_such_pkg_xyz:net", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "no_such_pkg_xyz"),
     (["check", "{corrupt_pt}", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "corrupt.pt"),
     (["check", "{blob}", "--chip", "loihi", "--input-shape", "4", "--no-save"], 2, "blob.bin"),
@@ -180,6 +181,7 @@ CLI_CASES = [
     (BASE + ["--timesteps", "5", "--input-rate", "5000"], 0, "saturates"),
     (BASE + ["--dt", "1"], 0, "bare number is seconds"),
     (["check", "{m}:build", "--chip", "loihi", "--input-shape", "4", "--no-save"], 0, "FITS"),
+    (["check", "m:net", "--chip", "loihi", "--input-shape", "4", "--no-save"], 0, "FITS"),  # module in the cwd
 ]
 
 
