@@ -188,6 +188,15 @@ def calibrate(
         f"{measured_energy_uJ:.6g} uJ per inference over {ops:.6g} {profile.synop_convention}"
     )
     cal = profile.with_overrides({"energy.synop_pJ": synop_pJ}, source=source, kind="measured")
+    if neu is None:
+        # one measurement cannot separate synops from neuron updates: the dynamic energy is
+        # attributed to synops, and the profile says so (instead of "neuron updates unknown")
+        cal = cal.with_overrides(
+            {"energy.neuron_update_pJ": 0.0},
+            source=f"calibrated by hwcheck on {when}: included in energy.synop_pJ (one measurement "
+            "cannot separate neuron updates from synaptic operations)",
+            kind="measured",
+        )
     written = None
     if out_path is not None:
         written = Path(out_path)

@@ -189,3 +189,17 @@ def test_calibration_round_trip(tmp_path, analysis):
     assert cal2.energy["synop_pJ"].value == pytest.approx(7.5)
     with pytest.raises(ValueError, match="not above the known terms"):
         calibrate(tiny_model(), EVENTS, base, dt=DT, measured_energy_uJ=1.0)
+
+
+def test_calibrated_profile_reproduces_the_measurement_and_is_not_unknown():
+    import hwcheck
+    from hwcheck.examples import dvs_gesture_cnn, synthetic_events
+
+    model = dvs_gesture_cnn()
+    x = synthetic_events(10, 1, 200, 1e-3)
+    cal, _ = hwcheck.calibrate(model, x, "speck2f", measured_power_mW=3.8)
+    assert cal.energy["neuron_update_pJ"].value == 0.0
+    assert "included in energy.synop_pJ" in cal.energy["neuron_update_pJ"].source
+    row = hwcheck.report(model, [cal], x).summary.iloc[0]
+    assert row["energy_note"] == "-"
+    assert row["energy_per_inference_uJ"] == pytest.approx(3.8e-3 * 10e-3 * 1e6)  # 3.8 mW x 10 ms
