@@ -1,7 +1,7 @@
 """The ``hwcheck`` command line.
 
 Exit status: 0 -- the model fits every chip named; 1 -- it does not fit at least one;
-2 -- a usage or input error (message on stderr; traceback only with ``--debug``).
+2 -- a usage or input error (message on stderr; the traceback too with ``--debug``, same status).
 """
 
 from __future__ import annotations
@@ -475,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hwcheck",
         description="Check a spiking neural network against neuromorphic chips before deploying it: "
         "does it fit, where not and what to change, how much traffic it makes and how much energy it "
-        "spends. Exit status: 0 fits every chip named, 1 does not fit, 2 usage or input error.",
+        "spends. Exit status: 0 fits every chip named, 1 does not fit, 2 usage or input error. Models: sinabs, snnTorch, SpikingJelly, Norse or plain torch (see --layout).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  hwcheck demo\n  hwcheck check hwcheck.examples:dvs_gesture_cnn --chip speck2f --input-shape 2,128,128 --timesteps 100\n"
         "  hwcheck chips\n  hwcheck chip speck2f",
