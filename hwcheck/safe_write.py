@@ -39,8 +39,23 @@ def check_name(name: str) -> str:
     return name
 
 
+#: the files a report holds; a folder of only these (with a summary) is a report written before
+#: reports carried a manifest
+REPORT_FILES = frozenset(
+    {
+        "layers.csv", "cores.csv", "violations.csv", "energy.csv", "bandwidth.csv", "summary.csv",
+        "summary.json", "report.md", "core_utilisation.png", "layer_synops.png", "chip_energy.png",
+    }
+)  # fmt: skip
+
+
 def is_report(path: Path) -> bool:
-    return path.is_dir() and (path / MANIFEST).is_file()
+    if not path.is_dir():
+        return False
+    if (path / MANIFEST).is_file():
+        return True
+    entries = {p.name for p in path.iterdir()}
+    return bool(entries) and entries <= REPORT_FILES and bool(entries & {"summary.csv", "summary.json", "report.md"})
 
 
 def check_target(target: Path) -> None:

@@ -327,6 +327,22 @@ def test_save_replaces_only_its_own_reports(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
 
 
+def test_a_report_of_an_earlier_version_without_manifest_is_replaced(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "summary.csv").write_text("chip\n")
+    (old / "layers.csv").write_text("layer\n")
+    _report().save(old, ("md",))
+    assert (old / MANIFEST).is_file() and not (old / "summary.csv").exists()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "summary.csv").write_text("chip\n")
+    (mixed / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not an hwcheck report"):
+        _report().save(mixed)
+    assert (mixed / "notes.txt").read_text() == "mine"
+
+
 def test_report_folder_follows_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
