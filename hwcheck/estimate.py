@@ -171,7 +171,17 @@ def estimate_energy(analysis: Analysis, profile: ChipProfile) -> EnergyEstimate:
         "duration_s": dur,
         "power_mW": total[1] / dur * 1e-3 if dur else math.nan,  # uJ / s = uW
         "energy_per_s_uJ": total[1] / dur if dur else math.nan,
+        "ann_once_uJ": math.nan,
     }
+    if profile.family == "dense" and syn is not None:
+        # the fair baseline for a converted network: the ANN it came from, run once per input
+        # (every connection once), not the SNN simulated densely for every time step
+        macs = float(sum(n.synapses for n in analysis.graph.by_kind("conv", "linear")))
+        totals["ann_once_uJ"] = macs * syn[1] * PJ_TO_UJ
+        assumptions.append(
+            f"ANN baseline: the same layers run once as an ANN ({macs:.4g} MACs) at "
+            f"{syn[1]:g} pJ per op = {totals['ann_once_uJ']:.4g} uJ per input"
+        )
     return EnergyEstimate(profile.name, layers, totals, missing, assumptions)
 
 

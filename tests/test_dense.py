@@ -73,3 +73,20 @@ def test_rule_memory_when_a_profile_gives_memory_bytes():
     assert "int8" in v.hint and f"{total - 1000:,}" in v.hint
     roomy = map_dense(graph, load_profile("arm", overrides={"limits.memory_bytes": 4 * total}))
     assert roomy.fits and roomy.summary["utilisation_pct"] == pytest.approx(25.0)
+
+
+def test_dense_baseline_also_gives_the_ann_run_once():
+    import sinabs.layers as sl
+    import torch
+    from torch import nn
+
+    import hwcheck
+
+    net = nn.Sequential(nn.Linear(4, 3, bias=False), sl.IAF(), nn.Linear(3, 2, bias=False), sl.IAF())
+    x = torch.ones(1, 10, 4)
+    rep = hwcheck.report(net, ["cpu", "loihi"], x)
+    cpu = hwcheck.load_profile("cpu").energy["synop_pJ"].value
+    row = rep.summary.loc["cpu"]
+    assert row["ann_energy_uJ"] == pytest.approx((12 + 6) * cpu * 1e-6)  # every connection once
+    assert row["dynamic_energy_uJ"] >= 10 * row["ann_energy_uJ"]  # the SNN run densely for 10 steps
+    assert rep.summary["ann_energy_uJ"].isna()["loihi"]
