@@ -273,7 +273,7 @@ def _print_layers(report: Any) -> None:
 
     df = report.layers
     if "kind" in df:
-        df = df[df["kind"].isin(["conv", "linear", "spiking", "neuron", "unknown"])]
+        df = df[df["kind"] != "identity"]
     cols = [c for c in ("kind", "type", "out_shape", "neurons", "firing_rate", "synops", "ops_dense") if c in df]
     if "synops" not in df:  # a static check: what is known without data
         cols += [c for c in ("params", "synapses", "fan_in_max") if c in df]
@@ -282,6 +282,19 @@ def _print_layers(report: Any) -> None:
         return
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(df[cols].to_string())
+
+
+def _print_unknown_energy(report: Any) -> None:
+    """One note per set of missing figures, naming every chip that lacks them."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for r in report.results:
+        if r.energy is not None and r.energy.missing:
+            groups.setdefault(tuple(r.energy.missing), []).append(r.energy.chip)
+    for missing, chips in groups.items():
+        print(
+            f"\nnote: dynamic energy unknown for {', '.join(chips)}: no published {', '.join(missing)} "
+            "(calibrate with `hwcheck calibrate` or set with --set energy.<figure>=...)"
+        )
 
 
 def _print_violations(report: Any) -> None:
@@ -334,9 +347,7 @@ def _run_report(args: argparse.Namespace, model: Any, data: Any, input_shape: tu
         if len(rep.violations):
             print("\nviolations:")
             _print_violations(rep)
-        for r in rep.results:
-            if r.energy is not None and r.energy.missing:
-                print(f"\nnote: {r.energy.describe_unknown()}")
+        _print_unknown_energy(rep)
     if out_dir is not None:
         out = rep.save(out_dir, formats)
         if not args.quiet:
@@ -348,7 +359,17 @@ def _run_report(args: argparse.Namespace, model: Any, data: Any, input_shape: tu
     return EXIT_FITS if rep.fits else EXIT_NO_FIT
 
 
+def default_name(spec: str) -> str:
+    """A report name from a model spec: ``path/mynet.py:net`` -> ``mynet-net``."""
+    target, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    stem = Path(target).stem if target.endswith((".py", ".pt", ".pth")) else target.rsplit(".", 1)[-1]
+    name = "-".join(p for p in (stem, attr) if p)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip(".") or "report"
+    return name
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    args.name = args.name if args.name is not None else default_name(args.model)
     input_shape = parse_shape(args.input_shape)
     model = load_model(args.model, args.trust_pickle)
     notes = [f"model: {args.model}"]
@@ -502,7 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", metavar="FILE", help="events (.pt/.npy/.npz) laid out (T, ...) or (B, T, ...)")
     src.add_argument("--timesteps", type=parse_steps, metavar="T", help="synthetic Poisson input of T steps (seeded)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic input (default 0)")
-    p.add_argument("--name", default="report", help="report name: folder reports/NAME (default 'report')")
+    p.add_argument("--name", default=None,
+                   help="report name: folder reports/NAME (default: from the model, e.g. 'mynet-net' for mynet.py:net)")
     p.add_argument("--trust-pickle", action="store_true", help="allow torch.load of a pickled model (runs code from the file)")
     _add_run_options(p, chip_required=True)
     p.set_defaults(func=cmd_check)

@@ -266,3 +266,12 @@ def test_static_check_reports_every_layer_and_chip_all_ignores_baselines(tmp_pat
     assert rc == 1  # only the dense baselines "fit"
     rc = main(["check", f"{src}:small", "--chip", "all", "--input-shape", "4", "--no-save", "-q"])
     assert rc == 0
+
+
+def test_default_report_name_comes_from_the_model():
+    from hwcheck.cli import default_name
+
+    assert default_name("models/mynet.py:net") == "mynet-net"
+    assert default_name("mypkg.models:build") == "models-build"
+    assert default_name("saved/net.pt") == "net"
+    assert default_name("weird name.py:x y") == "weird_name-x_y"
