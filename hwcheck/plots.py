@@ -80,7 +80,7 @@ def save_plots(report: Any, directory: Path) -> list[Path]:
     shown = s[total.notna() | (static.notna() & (static > 0))]
     if len(shown):
         fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(shown) + 2), 3.8))
-        for x, (chip, r) in enumerate(shown.iterrows()):
+        for x, (_chip, r) in enumerate(shown.iterrows()):
             color = "tab:green" if r["fits"] else "tab:gray"
             if not math.isnan(r["energy_per_inference_uJ"]):
                 ax.bar(x, r["energy_per_inference_uJ"], color=color)
