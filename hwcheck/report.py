@@ -100,8 +100,9 @@ class ChipResult:
 class Report:
     """A model checked against one or more chips.
 
-    ``summary`` is sorted: chips the model fits first, then by energy per inference (unknown
-    last).
+    ``summary`` is sorted: chips the model fits first (checked fits before fits that could not
+    be checked, neuromorphic chips before the dense baselines), then by energy per inference,
+    known energies before unknown ones.
     """
 
     name: str
@@ -122,9 +123,15 @@ class Report:
         rows = [r.summary_row(self.analysis) for r in self.results]
         df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
         if len(df):
-            key_energy = df["energy_per_inference_uJ"].fillna(math.inf)
-            df = df.assign(_f=~df["fits"], _e=key_energy).sort_values(["_f", "_e", "chip"], kind="stable")
-            df = df.drop(columns=["_f", "_e"])
+            # fits first; among those, a fit that was checked before one that could not be
+            # (no core count), neuromorphic chips before the dense baselines; then known energies
+            # in order, then unknown ones (ordered by their known static part)
+            unchecked = df["binding_constraint"].astype(str).str.contains("no core count")
+            total = df["energy_per_inference_uJ"]
+            energy = total.fillna(df["static_energy_uJ"]).fillna(math.inf)
+            df = df.assign(_f=~df["fits"], _u=unchecked, _d=df["family"] == "dense", _k=total.isna(), _e=energy)
+            df = df.sort_values(["_f", "_u", "_d", "_k", "_e", "chip"], kind="stable")
+            df = df.drop(columns=["_f", "_u", "_d", "_k", "_e"])
         return df.set_index("chip")
 
     @property
