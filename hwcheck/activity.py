@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from hwcheck.connectivity import chain_fanout_map
-from hwcheck.graph import LayerGraph, describe, preserved_state
+from hwcheck.graph import LayerGraph, _model_dtype, describe, preserved_state
 from hwcheck.layers import spec_for
 from hwcheck.timing import (
     BatchPlan,
@@ -740,18 +740,6 @@ def _batches(data: Any) -> Iterable[torch.Tensor]:
         yield item
 
 
-def _check_values(x: torch.Tensor) -> None:
-    """Events must be finite numbers: NaN or infinite input gives meaningless counts."""
-    if not x.is_floating_point() and x.dtype != torch.bool and not x.dtype.is_signed and x.dtype != torch.uint8:
-        raise TypeError(f"input must be a real tensor, got dtype {x.dtype}")
-    # finiteness is checked from the input's min/max, which the counter computes anyway
-
-
-def _model_dtype(model: torch.nn.Module) -> torch.dtype | None:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return None
 
 
 def _feature_shape(model: Any, x: torch.Tensor, layout: str) -> tuple[int, ...]:
@@ -816,12 +804,13 @@ def analyze(
 
         bar = tqdm(total=total, desc="analysing", unit="batch", leave=False)
     counter: ActivityCounter | None = None
-    wdtype = _model_dtype(model)
+    wdtype = _model_dtype(model)  # inputs are cast to the weights' dtype (float16/64 models)
     try:
         with preserved_state(model, eval_mode=False), torch.no_grad():
             for x in batches:
-                _check_values(x)
-                if wdtype is not None and x.dtype != wdtype:
+                if x.is_complex():  # finiteness is checked by the counter, from the min/max it takes
+                    raise TypeError(f"input must be a real tensor, got dtype {x.dtype}")
+                if x.dtype != wdtype:
                     x = x.to(wdtype)
                 if counter is None:
                     if graph is None:
@@ -903,7 +892,7 @@ def _run_plan(
         steps = 0
         for xc in plan.calls:
             _call(model, xc)
-            steps += counter.last_loop_steps or 1 if graph.loop_steps else 1
+            steps += (counter.last_loop_steps or 1) if graph.loop_steps else 1
         counter.n_steps_total += plan.samples * steps
         return
     per_call = plan.samples // max(len(plan.calls), 1)

@@ -10,7 +10,6 @@ import argparse
 import importlib
 import importlib.util
 import math
-import os
 import re
 import sys
 import textwrap
@@ -108,6 +107,22 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _run_user_import(target: str, folder: Path, load: Any) -> Any:
+    """Run the user's import ``load()`` with ``folder`` on ``sys.path``; every way it can fail
+    (a missing module, an exception, ``sys.exit``) becomes a UsageError that names ``target``."""
+    sys.path.insert(0, str(folder))
+    try:
+        return load()
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"cannot import model module {target!r}: {exc}") from exc
+    except SystemExit as exc:
+        raise UsageError(f"{target} called sys.exit({exc.code!r}) while being imported") from exc
+    except Exception as exc:
+        raise UsageError(f"while importing {target}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.path.pop(0)
+
+
 def _which_attr(file: Path) -> str:
     """The message for ``hwcheck check file.py`` without ``:attr``: the models it defines."""
     import ast
@@ -148,27 +163,10 @@ def load_model(spec: str, trust_pickle: bool = False) -> Any:
             if mod_spec is None or mod_spec.loader is None:
                 raise UsageError(f"cannot import {target}")
             module = importlib.util.module_from_spec(mod_spec)
-            sys.path.insert(0, str(file.resolve().parent))
-            try:
-                mod_spec.loader.exec_module(module)
-            except SystemExit as exc:
-                raise UsageError(f"{target} called sys.exit({exc.code!r}) while being imported") from exc
-            except Exception as exc:
-                raise UsageError(f"while importing {target}: {type(exc).__name__}: {exc}") from exc
-            finally:
-                sys.path.pop(0)
+            _run_user_import(target, file.resolve().parent, lambda: mod_spec.loader.exec_module(module))
         else:
-            sys.path.insert(0, os.getcwd())  # `hwcheck check mymodels:net` in the folder of mymodels.py
-            try:
-                module = importlib.import_module(target)
-            except ImportError as exc:
-                raise UsageError(f"cannot import model module {target!r}: {exc}") from exc
-            except SystemExit as exc:
-                raise UsageError(f"{target} called sys.exit({exc.code!r}) while being imported") from exc
-            except Exception as exc:
-                raise UsageError(f"while importing {target}: {type(exc).__name__}: {exc}") from exc
-            finally:
-                sys.path.pop(0)
+            # the current folder first: `hwcheck check mymodels:net` next to mymodels.py
+            module = _run_user_import(target, Path.cwd(), lambda: importlib.import_module(target))
         if not hasattr(module, attr):
             raise UsageError(f"{target} has no attribute {attr!r}")
         obj = getattr(module, attr)

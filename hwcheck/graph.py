@@ -4,7 +4,9 @@
 every leaf layer and a torch-function mode that follows tensors between layers, so arbitrary
 ``forward()`` code (residual adds, concatenation, a module called twice) gives the right
 data-flow edges. Each call of a module is its own node: ``conv`` for the first call, ``conv:2``
-for the second.
+for the second -- except a time loop inside ``forward()``, which is folded into one node per
+module and ``loop_steps`` steps. Recurrent weights of a neuron layer are nodes of their own,
+joined to it by ``recurrent_edges``.
 
 Shapes in a node are *feature* shapes: the leading batch and time dimensions are stripped
 (``lead_dims`` says how many there were), so a Conv2d node has ``in_shape == (C, H, W)`` whether
@@ -359,7 +361,8 @@ def _check_scriptable(model: Any) -> None:
         )
 
 
-_GRAPHS: weakref.WeakKeyDictionary[Any, dict[tuple, LayerGraph]] = weakref.WeakKeyDictionary()
+#: per model: (signature, {(registry version, shape, layout, steps, example shape): graph})
+_GRAPHS: weakref.WeakKeyDictionary[Any, tuple[tuple, dict[tuple, LayerGraph]]] = weakref.WeakKeyDictionary()
 
 
 def model_signature(model: Any) -> tuple:
@@ -404,14 +407,15 @@ def describe(
         None if example is None else tuple(example.shape),
         model_signature(model),
     )
-    per_model = _GRAPHS.get(model) if cache else None
-    if per_model is not None and key in per_model:
-        return per_model[key]
-    graph = _describe(model, input_shape, layout, timesteps=timesteps, example=example)
-    if cache:
-        _GRAPHS.setdefault(model, {}).clear()  # keep the newest graph of a model only
-        _GRAPHS[model][key] = graph
-    return graph
+    if not cache:
+        return _describe(model, input_shape, layout, timesteps=timesteps, example=example)
+    sig, graphs = _GRAPHS.get(model, (None, {}))
+    if sig != key[-1]:  # the model changed: its earlier graphs are stale
+        sig, graphs = key[-1], {}
+        _GRAPHS[model] = (sig, graphs)
+    if key[:-1] not in graphs:
+        graphs[key[:-1]] = _describe(model, input_shape, layout, timesteps=timesteps, example=example)
+    return graphs[key[:-1]]
 
 
 def _describe(
@@ -459,7 +463,7 @@ def _describe(
             # short. Trace time-first with enough steps (never reinterpret a declared layout).
             if declared is not None or example is not None or layout != "B":
                 raise model_error(model, x, exc) from exc
-            records, out, x = _trace_time_first(model, input_shape, device, timesteps)
+            x = _trace_time_first(model, input_shape, device, timesteps)
             tracer = _Tracer(model, "TB")
             layout = "TB"
             try:
@@ -511,7 +515,7 @@ def _whole_shape(shape: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _trace_time_first(model: Any, input_shape: tuple[int, ...], device: Any, timesteps: int | None) -> tuple:
+def _trace_time_first(model: Any, input_shape: tuple[int, ...], device: Any, timesteps: int | None) -> Any:
     """Find the shortest time-first input (T, 1, ...) a fixed-length time loop accepts."""
     import torch
 
@@ -525,7 +529,7 @@ def _trace_time_first(model: Any, input_shape: tuple[int, ...], device: Any, tim
         except IndexError as exc:
             last = exc
             continue
-        return None, None, x
+        return x
     raise ValueError(
         f"the model raised IndexError for every input tried ((1, {input_shape}) and time-first "
         f"(T, 1, ...) up to T={candidates[-1]}); give the layout and time steps (layout=, timesteps=)"
@@ -583,7 +587,7 @@ def _check_finite_weights(rec: _CallRecord) -> None:
             )
 
 
-def _is_inner(model: Any, path: str, leaves: dict[Any, tuple[str, Any]]) -> bool:
+def _is_inner(path: str, leaves: dict[Any, tuple[str, Any]]) -> bool:
     """True for a leaf that lives inside another leaf (a neuron's recurrent weights)."""
     return any(p and path.startswith(p + ".") for p, _ in leaves.values())
 
@@ -594,7 +598,7 @@ class _Tracer:
         self.layout = layout
         self.leaves, self.warnings = leaf_modules(model)
         # recurrent weights inside a neuron layer: traced although they are called by a layer
-        self.inner = {m for m, (path, spec) in self.leaves.items() if _is_inner(model, path, self.leaves)}
+        self.inner = {m for m, (path, spec) in self.leaves.items() if _is_inner(path, self.leaves)}
         self.info: dict[int, _TensorInfo] = {}
         # traced tensors by id(), kept alive so that an id() is never reused during the trace
         self.tensors: dict[int, Any] = {}

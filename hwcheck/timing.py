@@ -141,7 +141,8 @@ def feature_rank(model: Any) -> int | None:
 class BatchPlan:
     """How one batch of data is fed to the model.
 
-    ``calls`` are the model inputs in order; ``samples`` and ``steps`` what they cover.
+    ``calls`` are the model inputs in order; ``samples`` and ``steps`` what they cover (a time
+    loop inside ``forward()`` multiplies the steps; the counter measures it per call).
     ``stepped`` means each call is one time step of the same samples (state carries over).
     """
 
@@ -158,7 +159,6 @@ def plan_batch(
     *,
     features: int | None = None,
     data_layout: str = "auto",
-    loop_steps: int | None = None,
     has_neurons: bool = True,
 ) -> BatchPlan:
     """Turn one data tensor into model calls, with its samples and time steps.
@@ -216,12 +216,7 @@ def plan_batch(
         if given != layout:
             x = x.transpose(0, 1)
         b, t = (int(x.shape[0]), int(x.shape[1])) if layout == "BT" else (int(x.shape[1]), int(x.shape[0]))
-        if loop_steps is not None and t != loop_steps:
-            raise TimeError(
-                f"the data has {t} time steps, but the model's forward() loops {loop_steps} times; "
-                "give data of that many steps (or change the model's step count)"
-            )
-        return BatchPlan((x,), b, loop_steps or t, stepped=False)
+        return BatchPlan((x,), b, t, stepped=False)
     # "B": one call per time step
     if (timed and has_neurons) or data_layout in ("BT", "TB"):
         if not timed:
@@ -229,9 +224,8 @@ def plan_batch(
         if data_layout == "TB":
             x = x.transpose(0, 1)
         b, t = int(x.shape[0]), int(x.shape[1])
-        steps = t * (loop_steps or 1)
-        return BatchPlan(tuple(x[:, i] for i in range(t)), b, steps, stepped=True)
-    return BatchPlan((x,), int(x.shape[0]), loop_steps or 1, stepped=False)
+        return BatchPlan(tuple(x[:, i] for i in range(t)), b, t, stepped=True)
+    return BatchPlan((x,), int(x.shape[0]), 1, stepped=False)
 
 
 # --------------------------------------------------------------------------- state

@@ -393,7 +393,9 @@ def test_describe_is_cached_until_the_model_changes() -> None:
     g1 = hwcheck.describe(net, (4,))
     assert hwcheck.describe(net, (4,)) is g1  # no second trace
     assert hwcheck.describe(net, (4,), cache=False) is not g1
-    assert hwcheck.describe(net, (5,) if False else (4,), layout="B") is not g1  # another key
+    g_b = hwcheck.describe(net, (4,), layout="B")  # another key: its own graph, both kept
+    assert g_b is not g1
+    assert hwcheck.describe(net, (4,)) is g1 and hwcheck.describe(net, (4,), layout="B") is g_b
     with torch.no_grad():
         net[0].weight.zero_()
     g2 = hwcheck.describe(net, (4,))
