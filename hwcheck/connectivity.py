@@ -65,8 +65,42 @@ def chain_fanout_map(
     return grad[0].detach()
 
 
+def _linear_stats(w: torch.Tensor) -> dict[str, int]:
+    """:func:`weight_stats` of a linear layer on a flat input, from one pass over its weight
+    (row and column counts of the nonzero mask; no float64 copy of a large matrix)."""
+    w = w.detach()
+    n_out, n_in = w.shape
+    nonzero = int(torch.count_nonzero(w))
+    zeros = w.numel() - nonzero
+    if not w.numel():
+        fan_out_nz = 0
+    elif zeros < n_in:  # some input has no zero weight at all
+        fan_out_nz = n_out
+    elif zeros <= w.numel() // 2:  # few zeros: count them per input
+        per_input = torch.bincount(torch.nonzero(w == 0)[:, 1], minlength=n_in)
+        fan_out_nz = n_out - int(per_input.min())
+    else:
+        fan_out_nz = int(torch.count_nonzero(w, dim=0).max())
+    return {
+        "synapses": n_out * n_in,
+        "synapses_nonzero": nonzero,
+        "fan_in_max": n_in if n_out else 0,
+        "fan_out_max": n_out if n_in else 0,
+        "fan_out_max_nonzero": fan_out_nz,
+    }
+
+
 def weight_stats(module: Any, spec: Any, in_shape: Sequence[int]) -> dict[str, int]:
     """Synapses (all and nonzero), max fan-in and max fan-out of one layer, for one sample/step."""
+    w = getattr(module, "weight", None)
+    if (
+        spec.kind == "linear"
+        and isinstance(module, torch.nn.Linear)
+        and isinstance(w, torch.Tensor)
+        and w.dim() == 2
+        and tuple(in_shape) == (w.shape[1],)
+    ):
+        return _linear_stats(w)
     dev = _device(module)
     with torch.no_grad():
         ones = torch.ones((1, *in_shape), dtype=torch.float64, device=dev)

@@ -33,6 +33,14 @@ import torch.nn.functional as F
 
 from hwcheck.graph import INPUT, LayerGraph, LayerNode
 from hwcheck.mappers.base import ERROR, WARNING, FitReport, Violation
+from hwcheck.mappers.reach import (
+    ConvTerm,
+    LinearTerm,
+    Reach,
+    conv_map_of,
+    op_map,
+    pooled_members,
+)
 from hwcheck.profiles import ChipProfile, FamilySpec, FigureSpec, register_family
 
 __all__ = [
@@ -208,6 +216,7 @@ class Population:
     folded_pools: tuple[str, ...] = ()
     chain_sources: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    fast: Reach | None = None
     _syn: np.ndarray | None = None
 
     @property
@@ -216,6 +225,8 @@ class Population:
 
     def synapses_per_neuron(self) -> np.ndarray:
         """Nonzero synapses of every neuron (an upper bound when ``exact`` is False)."""
+        if self._syn is None and self.fast is not None:
+            self._syn = self.fast.per_neuron(self.n)
         if self._syn is None:
             with torch.no_grad():
                 env = {s: torch.ones(1, k) for s, k in self.sources.items()}
@@ -265,13 +276,15 @@ def _weight_mask(node: LayerNode) -> torch.Tensor:
         k = tuple(int(x) for x in a["kernel_size"])
         shape = (int(a["out_channels"]), int(a["in_channels"]) // int(a.get("groups", 1)), *k)
     if isinstance(w, torch.Tensor) and tuple(w.shape) == shape:
-        return (w.detach() != 0).to(torch.float32).cpu()
-    return torch.ones(shape)
+        return (w.detach() != 0).cpu()
+    return torch.ones(shape, dtype=torch.bool)
 
 
 def _apply(node: LayerNode, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """One op of the structural map on ``x`` of shape ``(B, *node.in_shape)``."""
     a = node.attrs
+    if mask is not None:
+        mask = mask.to(x.dtype)
     if node.kind == "linear":
         return F.linear(x, mask)
     if node.kind == "conv":
@@ -457,7 +470,7 @@ def _build(graph: LayerGraph, target: str, readout: bool) -> Population:
         return out[target].reshape(b, -1)
 
     members = tuple(n for n in order if n not in chain_sources)
-    return Population(
+    pop = Population(
         name=target,
         kind="readout" if readout else tnode.kind,
         shape=tuple(tnode.out_shape),
@@ -469,6 +482,135 @@ def _build(graph: LayerGraph, target: str, readout: bool) -> Population:
         folded_pools=tuple(folded),
         chain_sources=tuple(n for n in graph.nodes if n in chain_sources),
         notes=notes,
+    )
+    pop.fast = _structural_reach(graph, pop, readout, masks, rec_mask)
+    return pop
+
+
+def _size(graph: LayerGraph, name: str, sources: Mapping[str, int]) -> int:
+    return sources[name] if name == INPUT else _numel(graph[name].out_shape)
+
+
+def _chains(
+    graph: LayerGraph, pop: Population, readout: bool
+) -> list[tuple[str, list[str]]] | None:
+    """Every path from a source into the population's input as ``(source, ops)``, the ops
+    (conv, linear, pool nodes) in forward order; ``None`` for a concatenation."""
+    sources = pop.sources
+
+    def into(name: str) -> list[tuple[str, list[str]]] | None:
+        preds = graph.predecessors(name)
+        n_in = _numel(graph[name].in_shape)
+        if len(preds) > 1 and any(_size(graph, p, sources) != n_in for p in preds):
+            return None  # not an addition
+        out: list[tuple[str, list[str]]] = []
+        for p in preds:
+            if p in sources and p != pop.name:
+                out.append((p, []))
+                continue
+            got = feed(p)
+            if got is None:
+                return None
+            out += got
+        return out
+
+    def feed(name: str) -> list[tuple[str, list[str]]] | None:
+        got = into(name)
+        if got is None:
+            return None
+        if graph[name].kind in ("conv", "linear", "pool"):
+            return [(s, [*ops, name]) for s, ops in got]
+        return got
+
+    return feed(pop.name) if readout else into(pop.name)
+
+
+def _structural_reach(
+    graph: LayerGraph,
+    pop: Population,
+    readout: bool,
+    masks: Mapping[str, torch.Tensor],
+    rec_mask: torch.Tensor | None,
+) -> Reach | None:
+    """The population's connectivity in closed form (see :mod:`hwcheck.mappers.reach`), or
+    ``None`` where only the general map can count it."""
+    chains = _chains(graph, pop, readout)
+    if chains is None:
+        return None
+    seen = [s for s, _ in chains] + ([pop.name] if rec_mask is not None else [])
+    if len(set(seen)) != len(seen) or any(not ops for _, ops in chains):
+        return None  # a source reached on two paths, or fed straight through
+    terms: list[ConvTerm | LinearTerm] = []
+    for src, ops in chains:
+        term = _term(graph, pop, src, ops, masks)
+        if term is None:
+            return None
+        terms.append(term)
+    if rec_mask is not None:
+        rec = rec_mask != 0
+        terms.append(
+            LinearTerm.of(pop.name, rec, perm_of=pop.order)
+        )
+    return Reach(terms)
+
+
+def _term(
+    graph: LayerGraph,
+    pop: Population,
+    src: str,
+    ops: list[str],
+    masks: Mapping[str, torch.Tensor],
+) -> ConvTerm | LinearTerm | None:
+    """One source's path as a convolution or a (pooled) linear map."""
+    n_src = pop.sources[src]
+    nodes = [graph[o] for o in ops]
+    size = n_src
+    for nd in nodes:  # reshapes in between keep the flat order, so only sizes must agree
+        if _numel(nd.in_shape) != size:
+            return None
+        size = _numel(nd.out_shape)
+    if size != pop.n:
+        return None
+    weights = [i for i, nd in enumerate(nodes) if nd.kind in ("conv", "linear")]
+    if len(weights) > 1:
+        return None
+    if weights and nodes[weights[0]].kind == "linear":
+        i = weights[0]
+        if i != len(nodes) - 1:
+            return None
+        mask = masks[ops[i]]
+        if i == 0:
+            return LinearTerm.of(src, mask, perm_of=pop.order)
+        pools = [_node_map(nd, masks) for nd in nodes[:i]]
+        pooled = conv_map_of(pools) if all(p is not None for p in pools) else None
+        found = pooled_members(pooled, n_src) if pooled is not None else None
+        if found is None:
+            return None
+        mult, members = found
+        if mask.shape[1] != len(mult):
+            return None
+        return LinearTerm.of(src, mask, mult, members, perm_of=pop.order)
+    maps = [_node_map(nd, masks) for nd in nodes]
+    if any(m is None for m in maps):
+        return None
+    cmap = conv_map_of(maps)
+    if cmap is None:
+        return None
+    if len(pop.shape) >= 2 and int(pop.shape[0]) != cmap.out_shape[0]:
+        return None  # the position-major order would not match the map's channels
+    return ConvTerm(src, cmap)
+
+
+def _node_map(node: LayerNode, masks: Mapping[str, torch.Tensor]):
+    mask = masks.get(node.name)
+    if node.kind == "conv" and mask is None:
+        mask = _weight_mask(node)
+    return op_map(
+        node.kind,
+        node.attrs,
+        tuple(node.in_shape),
+        tuple(node.out_shape),
+        None if mask is None else (mask != 0).numpy(),
     )
 
 
@@ -582,13 +724,68 @@ class CoreUse:
     synapse_bits: int
     synapses: int
     feasible: bool
-    axon_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    touched: Callable[[], dict[str, np.ndarray | None]] | None = field(default=None, repr=False)
+
+    def inputs(self) -> dict[str, np.ndarray | None]:
+        """Flat indices of the source elements this core reads, per source (``None`` = all)."""
+        return self.touched() if self.touched is not None else {}
+
+
+class _RowBits:
+    """``row_bits`` of every count up to the largest seen, for one encoding (a lookup table)."""
+
+    def __init__(self, lim: CoreLimits) -> None:
+        self.lim = lim
+        self.table = np.zeros(1, np.int64)
+        self._dense: dict[int, int] = {}
+
+    def dense(self, k: int) -> int:
+        """Bits of one dense row over ``k`` neurons (every neuron stored, zeros included)."""
+        got = self._dense.get(k)
+        if got is None:
+            got = self._dense[k] = int(row_bits(np.int64(k), self.lim.weight_bits, self.lim))
+        return got
+
+    def __call__(self, m: int) -> np.ndarray:
+        if m >= len(self.table):
+            n = max(m + 1, 2 * len(self.table))
+            bps = self.lim.weight_bits + self.lim.overhead_bits
+            self.table = row_bits(np.arange(n, dtype=np.int64), bps, self.lim)
+        return self.table
+
+
+_LUTS: dict[CoreLimits, _RowBits] = {}
+
+
+def _use(pop: Population, a: int, e: int, axons: int, bits: int, synapses: int,
+         lim: CoreLimits, touched: Callable[[], dict[str, np.ndarray | None]]) -> CoreUse:
+    k = e - a
+    ok = (
+        (lim.neurons is None or k <= lim.neurons)
+        and (lim.axons_in is None or axons <= lim.axons_in)
+        and (lim.synapse_bits is None or bits <= lim.synapse_bits)
+    )
+    return CoreUse(pop.name, a, e, k, axons, bits, synapses, ok, touched)
 
 
 def _evaluate(
-    pop: Population, perm: np.ndarray, blocks: Sequence[tuple[int, int]], lim: CoreLimits
+    pop: Population,
+    perm: np.ndarray,
+    blocks: Sequence[tuple[int, int]],
+    lim: CoreLimits,
+    order: str = "C,H,W",
 ) -> list[CoreUse]:
-    """Needs of each block ``[start, end)`` of neurons taken in order ``perm`` (one batch)."""
+    """Needs of each block ``[start, end)`` of neurons taken in order ``perm`` (``order``)."""
+    if pop.fast is not None:
+        lut = _LUTS.setdefault(lim, _RowBits(lim))
+        out = []
+        for a, e in blocks:
+            got = pop.fast.block(order, a, e, lut)
+            bits = got.sparse_bits
+            if lim.overhead_bits > 0 and got.axons:
+                bits = min(bits, got.axons * lut.dense(e - a))
+            out.append(_use(pop, a, e, got.axons, bits, got.synapses, lim, got.touched))
+        return out
     n = pop.n
     masks = torch.zeros(len(blocks), n)
     for i, (a, e) in enumerate(blocks):
@@ -596,27 +793,19 @@ def _evaluate(
     counts = pop.reach(masks)
     result = []
     for i, (a, e) in enumerate(blocks):
-        k = e - a
         per_src = {s: c[i] for s, c in counts.items()}
         allc = np.concatenate(list(per_src.values())) if per_src else np.zeros(0, np.int64)
-        axons = int(np.count_nonzero(allc))
-        bits = synapse_bits(allc, k, lim)
-        ok = (
-            (lim.neurons is None or k <= lim.neurons)
-            and (lim.axons_in is None or axons <= lim.axons_in)
-            and (lim.synapse_bits is None or bits <= lim.synapse_bits)
-        )
+        hit = {s: np.flatnonzero(c) for s, c in per_src.items()}
         result.append(
-            CoreUse(
-                pop.name,
+            _use(
+                pop,
                 a,
                 e,
-                k,
-                axons,
-                bits,
+                int(np.count_nonzero(allc)),
+                synapse_bits(allc, e - a, lim),
                 int(allc.sum()),
-                ok,
-                {s: c > 0 for s, c in per_src.items()},
+                lim,
+                lambda hit=hit: hit,
             )
         )
     return result
@@ -642,6 +831,8 @@ def partition(
     """
     perm = pop.order(order)
     n = pop.n
+    if pop.fast is not None:
+        return _partition_one_by_one(pop, perm, lim, order, max_cores)
     cap = max(2, min(2 * batch, (1 << 24) // max(n, 1)))  # masks of at most 64 MiB per batch
 
     def hi_of(a: int) -> int:
@@ -667,7 +858,7 @@ def partition(
                     blocks.append((a, e + 1))
                     owners.append(a)
                 a = e
-            res = _evaluate(pop, perm, blocks, lim)
+            res = _evaluate(pop, perm, blocks, lim, order)
             accepted = 0
             by_start: dict[int, list[CoreUse]] = {}
             for o, r in zip(owners, res, strict=True):
@@ -685,7 +876,58 @@ def partition(
                 spec = min(spec * 2, batch)
                 continue
             spec = 2
-        good = _search(pop, perm, start, hi_of(start), prev, lim, max(2, batch // 4))
+        good = _search(pop, perm, start, hi_of(start), prev, lim, max(2, batch // 4), order)
+        cores.append(good)
+        prev = good.end - start
+        start = good.end
+    return cores
+
+
+def _partition_one_by_one(
+    pop: Population, perm: np.ndarray, lim: CoreLimits, order: str, max_cores: int | None
+) -> list[CoreUse]:
+    """:func:`partition` where each block is cheap to count on its own (a closed-form reach):
+    the next core starts from the previous core's size and gallops up or down to the longest
+    feasible block, which takes a few counts per core when sizes repeat."""
+    n = pop.n
+
+    def count(a: int, e: int) -> CoreUse:
+        return _evaluate(pop, perm, [(a, e)], lim, order)[0]
+
+    cores: list[CoreUse] = []
+    start, prev = 0, 0
+    while start < n:
+        if max_cores is not None and len(cores) > max_cores:
+            break
+        hi = n if lim.neurons is None else min(n, start + lim.neurons)
+        good: CoreUse | None = None  # longest block known feasible
+        bad = hi + 1  # shortest end known infeasible
+        guess = min(hi, start + prev) if prev else hi
+        first = count(start, guess)
+        if first.feasible:
+            good, step = first, 1
+            while good.end < hi:  # gallop up
+                r = count(start, min(hi, good.end + step))
+                if not r.feasible:
+                    bad = r.end
+                    break
+                good, step = r, 2 * step
+        else:
+            bad, step = guess, 1
+            while bad > start + 1:  # gallop down
+                r = count(start, max(start + 1, bad - step))
+                if r.feasible:
+                    good = r
+                    break
+                bad, step = r.end, 2 * step
+        if good is None:  # not even one neuron fits: a core of its own, marked infeasible
+            good = count(start, start + 1)
+        while bad - good.end > 1:  # bisect between the longest feasible and shortest infeasible
+            r = count(start, (good.end + bad) // 2)
+            if r.feasible:
+                good = r
+            else:
+                bad = r.end
         cores.append(good)
         prev = good.end - start
         start = good.end
@@ -693,7 +935,14 @@ def partition(
 
 
 def _search(
-    pop: Population, perm: np.ndarray, start: int, hi: int, prev: int, lim: CoreLimits, batch: int
+    pop: Population,
+    perm: np.ndarray,
+    start: int,
+    hi: int,
+    prev: int,
+    lim: CoreLimits,
+    batch: int,
+    order: str = "C,H,W",
 ) -> CoreUse:
     """The longest feasible block from ``start`` (at most ``hi``), by batched bisection."""
     guesses = {e for e in range(start + prev - 2, start + prev + 3) if start < e < hi}
@@ -701,7 +950,7 @@ def _search(
     good: CoreUse | None = None
     ends = sorted(guesses | {hi})
     while True:
-        for r in _evaluate(pop, perm, [(start, e) for e in ends], lim):
+        for r in _evaluate(pop, perm, [(start, e) for e in ends], lim, order):
             if r.feasible and r.end > low:
                 low, good = r.end, r
             elif not r.feasible and r.end < bad:
@@ -716,7 +965,7 @@ def _search(
             }
         )
     if good is None:
-        good = _evaluate(pop, perm, [(start, start + 1)], lim)[0]
+        good = _evaluate(pop, perm, [(start, start + 1)], lim, order)[0]
     return good
 
 
@@ -893,7 +1142,13 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
             owner[perm[c.start : c.end]] = next_core
             ids.append(next_core)
             core_rows.append(
-                {"core": next_core, "chip": next_core // cpc, "layer": pop.name, "use": c}
+                {
+                    "core": next_core,
+                    "chip": next_core // cpc,
+                    "layer": pop.name,
+                    "use": c,
+                    "members": perm[c.start : c.end],
+                }
             )
             next_core += 1
         core_of[pop.name] = owner
@@ -906,19 +1161,22 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
     dest_chips: dict[str, dict[int, np.ndarray]] = {name: {} for name in core_of}
     for row in core_rows:
         use: CoreUse = row["use"]
-        for src, m in use.axon_masks.items():
-            if src in out_axons and len(m) == len(out_axons[src]):
-                out_axons[src] += m
-                hits = dest_chips[src].setdefault(row["chip"], np.zeros(len(m), bool))
-                hits |= m
+        for src, idx in use.inputs().items():
+            if src not in out_axons:
+                continue
+            hits = dest_chips[src].setdefault(row["chip"], np.zeros(len(out_axons[src]), bool))
+            if idx is None:
+                out_axons[src] += 1
+                hits[:] = True
+            else:
+                out_axons[src][idx] += 1  # indices of one core are distinct
+                hits[idx] = True
     remote_pairs: dict[str, int] = {}
     for src, by_chip in dest_chips.items():
         own = core_of[src] // cpc
         remote_pairs[src] = int(sum(((own != k) & h).sum() for k, h in by_chip.items()))
     for row in core_rows:
-        use = row["use"]
-        owner = core_of[use.layer]
-        row["axons_out"] = int(out_axons[use.layer][owner == row["core"]].sum())
+        row["axons_out"] = int(out_axons[row["layer"]][row.pop("members")].sum())
 
     # --- tables
     def pct(v: float, limit: int | None) -> float:

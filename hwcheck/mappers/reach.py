@@ -1,0 +1,641 @@
+"""Which inputs a block of neurons reads, counted from the layer's structure.
+
+A many-core chip stores in each core the synapses into the core's neurons, so partitioning a
+layer asks, for thousands of candidate blocks of contiguous neurons: which source elements
+(input axons) does the block read, and how many synapses does each carry into it? This module
+answers from the connectivity itself, in time proportional to what the block reads rather than
+to the size of the layer:
+
+* a chain of pooling and convolution ops from one source is one convolution with an integer
+  kernel (its path counts); a block of neurons is a few boxes ``channels x rows x columns``, and
+  the counts of a box are ``A_rows @ K(channels) @ A_cols^T`` with ``K`` summed over the box's
+  output channels from prefix sums;
+* a linear layer (after optional non-overlapping pooling) is a 0/1 matrix; a block's counts are
+  a running column sum over its rows (constant when the matrix is dense).
+
+Structures outside these forms (concatenations, a source reached on two paths, 3-D ops, padding
+modes other than zeros, overlapping pools before a padded convolution) return ``None`` from
+:func:`build_reach`, and the caller counts them with its general (autograd) map instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "BlockCounts",
+    "count_summary",
+    "ConvMap",
+    "ConvTerm",
+    "LinearTerm",
+    "Reach",
+    "box_split",
+    "conv_map_of",
+    "op_map",
+    "pooled_members",
+]
+
+#: Largest composite kernel (entries) kept as prefix sums; beyond it the general map is used.
+MAX_KERNEL_ENTRIES = 1 << 26
+
+#: Counts of uniform convolution maps, shared by maps of one geometry (see ConvTerm).
+_SHARED: dict[tuple, dict] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# Counts of one block
+# --------------------------------------------------------------------------------------------
+
+
+def count_summary(
+    counts: np.ndarray | int, mult: np.ndarray | int, n: int, lut: Callable[[int], np.ndarray]
+) -> tuple[int, int, int]:
+    """``(axons, synapses, sparse_bits)`` of source elements with synapse ``counts``, each
+    standing for ``mult`` elements (``counts`` one integer: ``n`` entries alike); ``lut(m)``
+    maps counts ``0..m`` to the bits of their rows."""
+    if isinstance(counts, np.ndarray):
+        if not counts.size:
+            return 0, 0, 0
+        table = lut(int(counts.max()))
+        if isinstance(mult, np.ndarray):
+            return (
+                int((mult * (counts > 0)).sum()),
+                int((counts * mult).sum()),
+                int((table[counts] * mult).sum()),
+            )
+        return (
+            int(np.count_nonzero(counts)) * mult,
+            int(counts.sum()) * mult,
+            int(table[counts].sum()) * mult,
+        )
+    total = int(mult.sum()) if isinstance(mult, np.ndarray) else n * int(mult)
+    if counts <= 0:
+        return 0, 0, 0
+    return total, int(counts) * total, int(lut(int(counts))[int(counts)]) * total
+
+
+@dataclass
+class BlockCounts:
+    """What a block reads: ``(axons, synapses, sparse_bits)`` and, on demand, the flat source
+    indices read per source (``None`` = every element of that source)."""
+
+    axons: int
+    synapses: int
+    sparse_bits: int
+    touched: Callable[[], dict[str, np.ndarray | None]]
+
+
+# --------------------------------------------------------------------------------------------
+# Convolution chains
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ConvMap:
+    """Neuron ``(o, y, x)`` reads source ``(c, sy*y - py + ky, sx*x - px + kx)`` through
+    ``kernel[o, c, ky, kx]`` paths (``kernel[o, ky, kx]`` with ``c = o`` when depthwise).
+
+    Source positions outside ``plane`` are never read (zero padding, or pixels a pooling window
+    drops); flat source indices use the source's own ``src_plane``.
+    """
+
+    kernel: np.ndarray
+    depthwise: bool
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    plane: tuple[int, int]
+    src_plane: tuple[int, int]
+    in_channels: int
+    out_shape: tuple[int, int, int]
+    _prefix: np.ndarray | None = field(default=None, repr=False)
+    _uniform: bool | None = field(default=None, repr=False)
+
+    @property
+    def ksize(self) -> tuple[int, int]:
+        return int(self.kernel.shape[-2]), int(self.kernel.shape[-1])
+
+    @property
+    def uniform(self) -> bool:
+        """Every (output, input) channel pair has the same kernel: a dense convolution (or
+        pooling composed with one), whose counts do not depend on which channels a block has."""
+        if self._uniform is None:
+            k = self.kernel
+            self._uniform = (not self.depthwise) and bool(np.all(k == k[:1, :1]))
+        return self._uniform
+
+    def signature(self) -> tuple:
+        """What a uniform map's counts depend on (maps with equal signatures share counts)."""
+        return (
+            self.kernel[0, 0].tobytes(),
+            self.kernel.shape,
+            self.stride,
+            self.padding,
+            self.plane,
+            self.out_shape,
+        )
+
+    def prefix(self) -> np.ndarray:
+        """Kernel sums over the first ``o`` output channels, ``(Co + 1, Ci, KH, KW)``."""
+        if self._prefix is None:
+            k = self.kernel
+            p = np.zeros((k.shape[0] + 1, *k.shape[1:]), np.int64)
+            np.cumsum(k, axis=0, out=p[1:])
+            self._prefix = p
+        return self._prefix
+
+
+def _ints(v: object, n: int, default: int) -> tuple[int, ...] | None:
+    """An int or a sequence of ``n`` ints as a tuple (``None`` when it is neither)."""
+    if v is None:
+        return (default,) * n
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return (int(v),) * n
+    if isinstance(v, (tuple, list)) and len(v) == n:
+        try:
+            return tuple(int(x) for x in v)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def op_map(
+    kind: str,
+    attrs: Mapping,
+    in_shape: Sequence[int],
+    out_shape: Sequence[int],
+    mask: np.ndarray | None,
+) -> ConvMap | None:
+    """One conv or pool node as a :class:`ConvMap` (``None`` when not a 1-D/2-D zero-padded op)."""
+    if len(in_shape) not in (2, 3) or len(out_shape) != len(in_shape):
+        return None
+    d = len(in_shape) - 1
+    ci, co = int(in_shape[0]), int(out_shape[0])
+    h, w = (int(in_shape[1]), int(in_shape[2])) if d == 2 else (1, int(in_shape[1]))
+    ho, wo = (int(out_shape[1]), int(out_shape[2])) if d == 2 else (1, int(out_shape[1]))
+
+    def two(v: object, default: int, neutral: int) -> tuple[int, int] | None:
+        t = _ints(v, d, default)
+        if t is None:
+            return None
+        return (t[0], t[1]) if d == 2 else (neutral, t[0])
+
+    if kind == "conv":
+        pad = two(attrs.get("padding"), 0, 0)
+        stride, dil = two(attrs.get("stride"), 1, 1), two(attrs.get("dilation"), 1, 1)
+        if mask is None or pad is None or stride is None or dil is None:
+            return None
+        if any(pad) and attrs.get("padding_mode", "zeros") != "zeros":
+            return None
+        m = mask.astype(np.int64)
+        if d == 1:
+            m = m[:, :, None, :]
+        if m.ndim != 4:
+            return None
+        if dil != (1, 1):
+            kh, kw = m.shape[-2:]
+            big = np.zeros((*m.shape[:2], dil[0] * (kh - 1) + 1, dil[1] * (kw - 1) + 1), np.int64)
+            big[:, :, :: dil[0], :: dil[1]] = m
+            m = big
+        groups = int(attrs.get("groups", 1))
+        if groups == ci == co and m.shape[1] == 1:
+            return ConvMap(m[:, 0], True, stride, pad, (h, w), (h, w), ci, (co, ho, wo))
+        if groups > 1:
+            if co * ci * m.shape[2] * m.shape[3] > MAX_KERNEL_ENTRIES:
+                return None
+            cpg, opg = ci // groups, co // groups
+            full = np.zeros((co, ci, *m.shape[2:]), np.int64)
+            for g in range(groups):
+                full[g * opg : (g + 1) * opg, g * cpg : (g + 1) * cpg] = m[g * opg : (g + 1) * opg]
+            m = full
+        return ConvMap(m, False, stride, pad, (h, w), (h, w), ci, (co, ho, wo))
+    if kind == "pool":
+        if "kernel_size" not in attrs or ci != co:
+            return None
+        k = two(attrs["kernel_size"], 1, 1)
+        s = two(attrs.get("stride") or attrs["kernel_size"], 1, 1)
+        p = two(attrs.get("padding") or 0, 0, 0)
+        if k is None or s is None or p is None:
+            return None
+        return ConvMap(np.ones((ci, *k), np.int64), True, s, p, (h, w), (h, w), ci, (co, ho, wo))
+    return None
+
+
+def _compose(a: ConvMap, b: ConvMap) -> ConvMap | None:
+    """``a`` then ``b`` as one map, where that is exact (``None`` otherwise).
+
+    Exact when ``b`` pads nothing, or along each padded axis ``a`` has non-overlapping windows
+    without padding (then the pixels ``a`` drops are cropped from the plane).
+    """
+    if (b.in_channels, *b.plane) != a.out_shape or (a.depthwise is False and b.depthwise is False):
+        return None
+    plane = list(a.plane)
+    for ax in (0, 1):
+        if b.padding[ax]:
+            if a.padding[ax] or a.ksize[ax] != a.stride[ax]:
+                return None
+            plane[ax] = min(plane[ax], a.stride[ax] * a.out_shape[1 + ax])
+    (ka_y, ka_x), (kb_y, kb_x) = a.ksize, b.ksize
+    (sa_y, sa_x) = a.stride
+    ky, kx = sa_y * (kb_y - 1) + ka_y, sa_x * (kb_x - 1) + ka_x
+    if a.depthwise and b.depthwise:
+        shape: tuple[int, ...] = (a.in_channels, ky, kx)
+    elif a.depthwise:
+        shape = (b.out_shape[0], a.in_channels, ky, kx)
+    else:
+        shape = (a.out_shape[0], a.in_channels, ky, kx)
+    if math.prod(shape) > MAX_KERNEL_ENTRIES:
+        return None
+    k = np.zeros(shape, np.int64)
+    for jy in range(kb_y):
+        for jx in range(kb_x):
+            ys, xs = slice(sa_y * jy, sa_y * jy + ka_y), slice(sa_x * jx, sa_x * jx + ka_x)
+            if a.depthwise and b.depthwise:
+                k[:, ys, xs] += b.kernel[:, jy, jx][:, None, None] * a.kernel
+            elif a.depthwise:
+                k[:, :, ys, xs] += b.kernel[:, :, jy, jx][:, :, None, None] * a.kernel[None]
+            else:
+                k[:, :, ys, xs] += b.kernel[:, jy, jx][:, None, None, None] * a.kernel
+    return ConvMap(
+        k,
+        a.depthwise and b.depthwise,
+        (sa_y * b.stride[0], sa_x * b.stride[1]),
+        (sa_y * b.padding[0] + a.padding[0], sa_x * b.padding[1] + a.padding[1]),
+        (plane[0], plane[1]),
+        a.src_plane,
+        a.in_channels,
+        b.out_shape,
+    )
+
+
+def conv_map_of(ops: Sequence[ConvMap]) -> ConvMap | None:
+    """A chain of maps (source first) as one map, or ``None`` where that is not exact."""
+    cur = ops[0]
+    for nxt in ops[1:]:
+        cur = _compose(cur, nxt)
+        if cur is None:
+            return None
+    return cur
+
+
+def box_split(
+    order: str, a: int, e: int, shape: tuple[int, int, int]
+) -> list[tuple[int, int, int, int, int, int]]:
+    """Neurons ``[a, e)`` of a ``(C, H, W)`` layer in partition order ``order`` as boxes
+    ``(c0, c1, y0, y1, x0, x1)``: at most three channel pieces of at most three row boxes."""
+    c, h, w = shape
+    hw = h * w
+    out: list[tuple[int, int, int, int, int, int]] = []
+
+    def rows(c0: int, c1: int, p0: int, p1: int) -> None:
+        """Positions ``[p0, p1)`` (flat ``y * W + x``) of channels ``[c0, c1)``."""
+        if p0 >= p1 or c0 >= c1:
+            return
+        y0, y1 = p0 // w, (p1 - 1) // w
+        if y0 == y1:
+            out.append((c0, c1, y0, y0 + 1, p0 % w, (p1 - 1) % w + 1))
+            return
+        first = y0
+        if p0 % w:
+            out.append((c0, c1, y0, y0 + 1, p0 % w, w))
+            first = y0 + 1
+        last = y1 + 1 if (p1 % w == 0) else y1
+        if last > first:
+            out.append((c0, c1, first, last, 0, w))
+        if p1 % w:
+            out.append((c0, c1, y1, y1 + 1, 0, p1 % w))
+
+    if order == "H,W,C":
+        q0, q1 = a // c, (e - 1) // c
+        if q0 == q1:
+            rows(a % c, (e - 1) % c + 1, q0, q0 + 1)
+        else:
+            rows(a % c, c, q0, q0 + 1)
+            rows(0, c, q0 + 1, q1)
+            rows(0, (e - 1) % c + 1, q1, q1 + 1)
+    else:
+        k0, k1 = a // hw, (e - 1) // hw
+        if k0 == k1:
+            rows(k0, k0 + 1, a % hw, (e - 1) % hw + 1)
+        else:
+            rows(k0, k0 + 1, a % hw, hw)
+            rows(k0 + 1, k1, 0, hw)
+            rows(k1, k1 + 1, 0, (e - 1) % hw + 1)
+    return out
+
+
+def _axis_map(lo_out: int, hi_out: int, s: int, p: int, k: int, n: int) -> tuple[int, np.ndarray]:
+    """``(first, A)``: ``A[i, j] = 1`` when an output in ``[lo_out, hi_out)`` reads source
+    position ``first + i`` through kernel tap ``j``."""
+    first = max(0, lo_out * s - p)
+    last = min(n, (hi_out - 1) * s - p + k)
+    if last <= first:
+        return first, np.zeros((0, k), np.int64)
+    t = np.arange(first, last)[:, None] + p - np.arange(k)[None, :]
+    q = t // s
+    ok = (t >= 0) & (t % s == 0) & (q >= lo_out) & (q < hi_out)
+    return first, ok.astype(np.int64)
+
+
+@dataclass
+class ConvTerm:
+    """A source read through a :class:`ConvMap`.
+
+    A block's counts only depend on its boxes relative to its first row and on how far the
+    kernel hangs over the plane's top and bottom edges, so blocks that differ by a shift of
+    whole rows share one computation (``_cache``): the interior of a layer is counted once per
+    distinct block shape.
+    """
+
+    source: str
+    map: ConvMap
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.map.uniform:  # dense layers of one geometry (e.g. a conv stack) share counts
+            if len(_SHARED) > 64:
+                _SHARED.clear()
+            self._cache = _SHARED.setdefault(self.map.signature(), {})
+
+    def counts(
+        self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]
+    ) -> tuple[tuple[int, int, int], Callable[[], np.ndarray]]:
+        m = self.map
+        (kh, kw), (sy, sx), (py, px), (h, w) = m.ksize, m.stride, m.padding, m.plane
+        boxes = box_split(order, a, e, m.out_shape)
+        by, bx = min(b[2] for b in boxes), min(b[4] for b in boxes)
+        ly, lx = max(b[3] for b in boxes) - 1, max(b[5] for b in boxes) - 1
+        uniform = m.uniform
+        key = (
+            tuple(
+                (c1 - c0 if uniform else (c0, c1), y0 - by, y1 - by, x0 - bx, x1 - bx)
+                for c0, c1, y0, y1, x0, x1 in boxes
+            ),
+            min(0, by * sy - py),
+            max(0, ly * sy - py + kh - h),
+            min(0, bx * sx - px),
+            max(0, lx * sx - px + kw - w),
+        )
+        hit = self._cache.get(key)
+        if hit is None:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            hit = self._cache[key] = (*self._compute(boxes, by * sy, bx * sx), {})
+        acc, ch0, r_rel, q_rel, summaries = hit
+        copies = m.in_channels if uniform else 1  # a uniform map: one plane for every channel
+        summary = summaries.get(id(lut))
+        if summary is None:
+            summary = summaries[id(lut)] = count_summary(acc.reshape(-1), copies, 0, lut)
+        r0, q0 = r_rel + by * sy, q_rel + bx * sx
+        hs, ws = m.src_plane
+
+        def touched() -> np.ndarray:
+            c, r, x = np.nonzero(acc)
+            flat = ((c + ch0) * hs + (r + r0)) * ws + (x + q0)
+            if not uniform:
+                return flat
+            return (np.arange(copies)[:, None] * (hs * ws) + flat[None, :]).reshape(-1)
+
+        return summary, touched
+
+    def per_neuron(self) -> np.ndarray:
+        """Synapses of every neuron (flat ``(C, H, W)`` index): the map applied to ones."""
+        import torch
+        import torch.nn.functional as F
+
+        m = self.map
+        h, w = m.plane
+        co, ho, wo = m.out_shape
+        (kh, kw), (sy, sx), (py, px) = m.ksize, m.stride, m.padding
+        # ones on the plane, zeros past it (a cropped plane), so every output position exists
+        big_h = max(h + py, (ho - 1) * sy + kh) - py
+        big_w = max(w + px, (wo - 1) * sx + kw) - px
+        ones = torch.zeros(1, m.in_channels, big_h, big_w, dtype=torch.float64)
+        ones[:, :, :h, :w] = 1.0
+        k = torch.from_numpy(m.kernel).to(torch.float64)
+        if m.depthwise:
+            y = F.conv2d(ones, k[:, None], None, m.stride, m.padding, 1, m.in_channels)
+        else:
+            y = F.conv2d(ones, k, None, m.stride, m.padding)
+        return np.rint(y[0, :, :ho, :wo].numpy()).astype(np.int64).reshape(-1)
+
+    def _compute(
+        self, boxes: list, row_base: int, col_base: int
+    ) -> tuple[np.ndarray, int, int, int]:
+        """Counts of the boxes on their bounding region: ``(acc, channel0, row0 - row_base,
+        col0 - col_base)``."""
+        m = self.map
+        kh, kw = m.ksize
+        (sy, sx), (py, px), (h, w) = m.stride, m.padding, m.plane
+        pieces = []
+        for c0, c1, y0, y1, x0, x1 in boxes:
+            r0, ay = _axis_map(y0, y1, sy, py, kh, h)
+            q0, ax = _axis_map(x0, x1, sx, px, kw, w)
+            if not len(ay) or not len(ax):
+                continue
+            if m.depthwise:
+                kc, ch0 = m.kernel[c0:c1], c0
+            elif m.uniform:
+                kc, ch0 = (c1 - c0) * m.kernel[:1, 0], 0
+            else:
+                pre = m.prefix()
+                kc, ch0 = pre[c1] - pre[c0], 0
+            # (channels, rows, cols) = A_rows @ K @ A_cols^T for every channel
+            part = np.matmul(ay, np.matmul(kc, ax.T))
+            pieces.append((ch0, r0, q0, part))
+        if not pieces:
+            return np.zeros((0, 0, 0), np.int64), 0, 0, 0
+        if len(pieces) == 1:
+            ch0, r0, q0, acc = pieces[0]
+        else:
+            ch0 = min(p[0] for p in pieces)
+            r0 = min(p[1] for p in pieces)
+            q0 = min(p[2] for p in pieces)
+            ch1 = max(p[0] + p[3].shape[0] for p in pieces)
+            r1 = max(p[1] + p[3].shape[1] for p in pieces)
+            q1 = max(p[2] + p[3].shape[2] for p in pieces)
+            acc = np.zeros((ch1 - ch0, r1 - r0, q1 - q0), np.int64)
+            for c_, r_, q_, part in pieces:
+                acc[
+                    c_ - ch0 : c_ - ch0 + part.shape[0],
+                    r_ - r0 : r_ - r0 + part.shape[1],
+                    q_ - q0 : q_ - q0 + part.shape[2],
+                ] += part
+        return acc, ch0, r0 - row_base, q0 - col_base
+
+
+# --------------------------------------------------------------------------------------------
+# Linear layers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LinearTerm:
+    """A 0/1 matrix ``[neuron, v]`` over ``n_v`` inputs, each input ``v`` standing for
+    ``mult[v]`` source elements (the pixels of a pooling window before it).
+
+    Stored as the rows of whichever is rarer, its ones or its zeros (``side``); ``cols`` holds
+    them row by row (``indptr``). A dense matrix stores nothing. A block's counts are a column
+    count over its rows, kept running while the block grows or shrinks from the same start.
+    """
+
+    source: str
+    n_out: int
+    n_v: int
+    side: str  # "dense", "ones" or "zeros"
+    indptr: np.ndarray
+    cols: np.ndarray
+    mult: np.ndarray | int = 1
+    members: Callable[[np.ndarray | None], np.ndarray | None] = lambda v: v
+    perm_of: Callable[[str], np.ndarray] | None = None
+    _run: tuple | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        source: str,
+        mask: np.ndarray,
+        mult: np.ndarray | int = 1,
+        members: Callable[[np.ndarray | None], np.ndarray | None] = lambda v: v,
+        perm_of: Callable[[str], np.ndarray] | None = None,
+    ) -> LinearTerm:
+        """From a boolean ``(neurons, inputs)`` mask of nonzero weights (numpy or torch)."""
+        import torch
+
+        t = torch.as_tensor(mask, dtype=torch.bool)
+        n_out, n_v = t.shape
+        ones = int(torch.count_nonzero(t))
+        if ones == t.numel():
+            side, indptr, cols = "dense", np.zeros(0, np.int64), np.zeros(0, np.int64)
+        else:
+            side = "ones" if ones <= t.numel() // 2 else "zeros"
+            idx = torch.nonzero(t if side == "ones" else ~t).numpy()
+            rows, cols = idx[:, 0], idx[:, 1]
+            indptr = np.zeros(n_out + 1, np.int64)
+            np.cumsum(np.bincount(rows, minlength=n_out), out=indptr[1:])
+        return cls(source, n_out, n_v, side, indptr, cols, mult, members, perm_of)
+
+    def _total_mult(self) -> int:
+        return int(self.mult.sum()) if isinstance(self.mult, np.ndarray) else self.n_v * self.mult
+
+    def per_neuron(self) -> np.ndarray:
+        """Synapses of every neuron (source elements read, with multiplicity)."""
+        total = self._total_mult()
+        if self.side == "dense":
+            return np.full(self.n_out, total, np.int64)
+        w = self.mult[self.cols] if isinstance(self.mult, np.ndarray) else None
+        rows = np.repeat(np.arange(self.n_out), np.diff(self.indptr))
+        got = np.bincount(rows, weights=w, minlength=self.n_out)
+        if w is None:
+            got = got * self.mult
+        got = np.rint(got).astype(np.int64)
+        return got if self.side == "ones" else total - got
+
+    def _stored(self, rows: np.ndarray | slice) -> np.ndarray:
+        """How many stored entries (ones or zeros) each input has in ``rows``."""
+        if isinstance(rows, slice):
+            cols = self.cols[self.indptr[rows.start] : self.indptr[rows.stop]]
+        else:
+            starts, ends = self.indptr[rows], self.indptr[rows + 1]
+            lens = ends - starts
+            offsets = np.repeat(starts - np.cumsum(lens) + lens, lens)
+            cols = self.cols[offsets + np.arange(int(lens.sum()))]
+        return np.bincount(cols, minlength=self.n_v)
+
+    def counts(
+        self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]
+    ) -> tuple[tuple[int, int, int], Callable[[], np.ndarray | None]]:
+        if self.side == "dense":
+            return count_summary(e - a, self.mult, self.n_v, lut), lambda: self.members(None)
+        perm = self.perm_of(order) if self.perm_of is not None else None
+        contiguous = perm is None or order == "C,H,W"
+
+        def stored(lo: int, hi: int) -> np.ndarray:
+            return self._stored(slice(lo, hi) if contiguous else perm[lo:hi])
+
+        run = self._run
+        if run is not None and run[0] == order and run[1] == a:
+            _, _, prev_e, got = run
+            if e > prev_e:
+                got = got + stored(prev_e, e)
+            elif e < prev_e:
+                got = got - stored(e, prev_e) if e - a > prev_e - e else stored(a, e)
+        else:
+            got = stored(a, e)
+        self._run = (order, a, e, got)
+        acc = got if self.side == "ones" else (e - a) - got
+
+        def touched() -> np.ndarray | None:
+            return self.members(np.flatnonzero(acc))
+
+        return count_summary(acc, self.mult, self.n_v, lut), touched
+
+
+# --------------------------------------------------------------------------------------------
+# A population's reach
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reach:
+    """The terms that feed a population, one per source (sources are distinct)."""
+
+    terms: list[ConvTerm | LinearTerm]
+
+    def per_neuron(self, n: int) -> np.ndarray:
+        """Synapses of every neuron (flat index), all sources together."""
+        total = np.zeros(n, np.int64)
+        for t in self.terms:
+            total += t.per_neuron()
+        return total
+
+    def block(self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]) -> BlockCounts:
+        axons = synapses = bits = 0
+        touch: list[tuple[str, Callable]] = []
+        for t in self.terms:
+            (ax, sy, bi), f = t.counts(order, a, e, lut)
+            axons, synapses, bits = axons + ax, synapses + sy, bits + bi
+            touch.append((t.source, f))
+
+        def touched() -> dict[str, np.ndarray | None]:
+            return {s: f() for s, f in touch}
+
+        return BlockCounts(axons, synapses, bits, touched)
+
+
+def pooled_members(pool: ConvMap, n_src: int) -> tuple[np.ndarray, Callable] | None:
+    """For non-overlapping pooling without padding: how many source elements each pooled
+    element stands for, and a function from pooled indices to the source indices they cover."""
+    (kh, kw), (sy, sx), (py, px) = pool.ksize, pool.stride, pool.padding
+    if not pool.depthwise or (kh, kw) != (sy, sx) or (py, px) != (0, 0):
+        return None
+    if not np.all(pool.kernel == 1):
+        return None
+    c, ho, wo = pool.out_shape
+    hs, ws = pool.src_plane
+    if c * hs * ws != n_src:
+        return None
+    # source pixels of each pooled element: window rows/cols clipped to the plane
+    h, w = pool.plane
+    ny = np.minimum(h, (np.arange(ho) + 1) * sy) - np.arange(ho) * sy
+    nx = np.minimum(w, (np.arange(wo) + 1) * sx) - np.arange(wo) * sx
+    per = np.clip(ny, 0, None)[:, None] * np.clip(nx, 0, None)[None, :]
+    mult = np.broadcast_to(per, (c, ho, wo)).reshape(-1).astype(np.int64)
+    grid_y = np.arange(kh)[:, None]
+    grid_x = np.arange(kw)[None, :]
+
+    def members(v: np.ndarray | None) -> np.ndarray:
+        if v is None:
+            v = np.arange(c * ho * wo)
+        ch, rem = np.divmod(v, ho * wo)
+        yy, xx = np.divmod(rem, wo)
+        ys = yy[:, None, None] * sy + grid_y[None]
+        xs = xx[:, None, None] * sx + grid_x[None]
+        ok = (ys < h) & (xs < w)
+        flat = (ch[:, None, None] * hs + ys) * ws + xs
+        return np.sort(flat[ok])
+
+    return mult, members
