@@ -19,6 +19,7 @@ from hwcheck.estimate import estimate_bandwidth, estimate_energy
 from hwcheck.graph import LayerGraph, describe
 from hwcheck.mappers.base import FitReport
 from hwcheck.profiles import FAMILIES, ChipProfile, ProfileError, list_profiles, load_profile
+from hwcheck.progress import quiet
 from hwcheck.report import ChipResult, Report
 
 __all__ = ["check", "report", "compare", "calibrate", "resolve_chips"]
@@ -105,12 +106,13 @@ def report(
             raise ValueError("report() needs data or input_shape")
         graph = describe(model, input_shape, layout=layout)
     results = []
-    for chip in resolve_chips(chips):
-        profile = _profile(chip, overrides)
-        fit = check(model, profile, graph=graph, analysis=analysis)
-        energy = estimate_energy(analysis, profile) if analysis is not None else None
-        bw = estimate_bandwidth(analysis, profile, fit) if analysis is not None else None
-        results.append(ChipResult(fit, energy, bw))
+    with quiet(progress is False):
+        for chip in resolve_chips(chips):
+            profile = _profile(chip, overrides)
+            fit = check(model, profile, graph=graph, analysis=analysis)
+            energy = estimate_energy(analysis, profile) if analysis is not None else None
+            bw = estimate_bandwidth(analysis, profile, fit) if analysis is not None else None
+            results.append(ChipResult(fit, energy, bw))
     all_notes = list(notes)
     if analysis is None:
         all_notes.append("no data analysed: static fit only (energy and bandwidth need activity)")

@@ -247,7 +247,11 @@ class Report:
         v = self.violations
         out += ["## Violations", "", _md(v) if len(v) else "None.", ""]
         c = self.cores
-        if len(c):
+        if len(c) > MD_CORES and "utilisation_pct" in c:
+            top = c.sort_values("utilisation_pct", ascending=False, kind="stable").head(MD_CORES)
+            out += ["## Cores", "", f"The {MD_CORES} fullest of {len(c):,} cores (all of them in "
+                    "`cores.csv`).", "", _md(top), ""]
+        elif len(c):
             out += ["## Cores", "", _md(c), ""]
         b = self.bandwidth
         if len(b):
@@ -310,6 +314,10 @@ class Report:
 
         replace_folder(target, fill, {"tool": "hwcheck", "version": __version__, "name": self.name})
         return target
+
+
+#: Rows of the cores table in report.md; a many-core mapping lists its fullest cores.
+MD_CORES = 64
 
 
 def _md(df: pd.DataFrame) -> str:

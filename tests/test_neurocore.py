@@ -539,6 +539,51 @@ def test_interchip_pairs_output_axons_and_spikes_by_hand():
     assert "latency_s" not in report.summary  # no time step in this profile
 
 
+@pytest.mark.parametrize("zero_frac", [0.3, 0.0])  # a sparse and a dense (uniform) kernel
+def test_interchip_pairs_and_output_axons_of_a_conv_layer_by_brute_force(zero_frac):
+    """Layer 4 reads layer 1 through a 3x3 conv; both spread over several small chips.
+    Output axons per core and (neuron, remote chip) pairs, from explicit input lists."""
+    lim = dict(neurons_per_core=7, input_axons_per_core=40, **LOIHI_LIKE)
+    prof = tiny_profile(cores_per_chip=3, chips_max=64, **lim)
+    conv = sparse_conv(3, 4, 3, padding=1, seed=11, zero_frac=zero_frac)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 1), sl.IAFSqueeze(batch_size=1), nn.Identity(), conv,
+        sl.IAFSqueeze(batch_size=1),
+    )  # fmt: skip
+    graph = describe(model, (2, 6, 5))
+    report = map_neurocore(graph, prof)
+    rows = conv_rows(conv.weight.detach(), (3, 6, 5), (1, 1), (1, 1), (1, 1), 1)
+    pops = {p.name: p for p in build_populations(graph)[0]}
+    climits = core_limits(prof)
+    owner: dict[str, np.ndarray] = {}
+    members: dict[int, list[int]] = {}
+    core = 0
+    for name in ("1", "4"):
+        order = report.layers.loc[name, "order"]
+        perm = pops[name].order(order)
+        owner[name] = np.empty(pops[name].n, np.int64)
+        for c in partition(pops[name], climits, order):
+            owner[name][perm[c.start : c.end]] = core
+            members[core] = [int(i) for i in perm[c.start : c.end]]
+            core += 1
+    assert core == report.summary["cores_used"]
+    # brute force: which destination cores and chips every layer-1 neuron reaches
+    dest_cores: dict[int, set[int]] = {}
+    for k in range(core):
+        for i in members[k]:
+            if owner["4"].size and k in set(owner["4"].tolist()):
+                for s in rows[i]:
+                    dest_cores.setdefault(s, set()).add(k)
+    out_axons = [0] * core
+    for s, ks in dest_cores.items():
+        out_axons[int(owner["1"][s])] += len(ks)
+    assert report.cores["axons_out"].tolist() == out_axons
+    remote = sum(
+        len({k // 3 for k in ks} - {int(owner["1"][s]) // 3}) for s, ks in dest_cores.items()
+    )
+    assert report.layers.loc["1", "interchip_axons"] == remote > 0
+
+
 def test_latency_from_the_global_tick():
     model = nn.Sequential(nn.Linear(4, 3), sl.IAFSqueeze(batch_size=1))
     analysis = SimpleNamespace(

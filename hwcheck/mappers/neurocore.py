@@ -31,11 +31,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from hwcheck import progress
 from hwcheck.graph import INPUT, LayerGraph, LayerNode
 from hwcheck.mappers.base import ERROR, WARNING, FitReport, Violation
 from hwcheck.mappers.reach import (
     ConvTerm,
     LinearTerm,
+    PlaneTouch,
     Reach,
     conv_map_of,
     op_map,
@@ -724,10 +726,11 @@ class CoreUse:
     synapse_bits: int
     synapses: int
     feasible: bool
-    touched: Callable[[], dict[str, np.ndarray | None]] | None = field(default=None, repr=False)
+    touched: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
 
-    def inputs(self) -> dict[str, np.ndarray | None]:
-        """Flat indices of the source elements this core reads, per source (``None`` = all)."""
+    def inputs(self) -> dict[str, np.ndarray | PlaneTouch | None]:
+        """The source elements this core reads, per source: flat indices, a
+        :class:`PlaneTouch`, or ``None`` for all of them."""
         return self.touched() if self.touched is not None else {}
 
 
@@ -1088,6 +1091,30 @@ def _structural_violations(graph: LayerGraph, profile: ChipProfile) -> list[Viol
     return out
 
 
+def _partition_population(
+    pop: Population,
+    lim: CoreLimits,
+    parts: dict[str, tuple[str, list[CoreUse]]],
+    singles: dict[str, CoreUse],
+    notes: list[str],
+) -> None:
+    """Split one population into cores (under limits relaxed where one neuron exceeds them)."""
+    if not lim.partitionable or pop.n == 0:
+        return
+    pop_lim, singles[pop.name] = relaxed_limits(pop, lim)
+    if pop_lim != lim:
+        dropped = [
+            k
+            for k in ("axons_in", "synapse_bits")
+            if getattr(pop_lim, k) is None and getattr(lim, k) is not None
+        ]
+        notes.append(
+            f"`{pop.name}`: cores counted without the {' and '.join(_RESOURCE_LABEL[k] for k in dropped)} "
+            "limit, which a single neuron of it already exceeds"
+        )
+    parts[pop.name] = _best_partition(pop, pop_lim)
+
+
 def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None) -> FitReport:
     """Partition every neuron layer into cores and check the many-core chip's limits."""
     lim = core_limits(profile)
@@ -1110,21 +1137,10 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
     # --- partition each population, keeping the order that needs fewer cores
     parts: dict[str, tuple[str, list[CoreUse]]] = {}
     singles: dict[str, CoreUse] = {}
-    for pop in pops:
-        if not lim.partitionable or pop.n == 0:
-            continue
-        pop_lim, singles[pop.name] = relaxed_limits(pop, lim)
-        if pop_lim != lim:
-            dropped = [
-                k
-                for k in ("axons_in", "synapse_bits")
-                if getattr(pop_lim, k) is None and getattr(lim, k) is not None
-            ]
-            notes.append(
-                f"`{pop.name}`: cores counted without the {' and '.join(_RESOURCE_LABEL[k] for k in dropped)} "
-                "limit, which a single neuron of it already exceeds"
-            )
-        parts[pop.name] = _best_partition(pop, pop_lim)
+    with progress.bar(sum(p.n for p in pops), f"mapping onto {chip}", "neuron") as shown:
+        for pop in pops:
+            _partition_population(pop, lim, parts, singles, notes)
+            shown.update(pop.n)
 
     # --- global core numbering and chips
     core_rows: list[dict[str, Any]] = []
@@ -1157,24 +1173,12 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
     chips_needed = max(1, math.ceil(cores_used / cpc)) if cores_used else 0
 
     # --- output axons (one per (source neuron, destination core)) and inter-chip pairs
-    out_axons = {name: np.zeros(len(owner), np.int64) for name, owner in core_of.items()}
-    dest_chips: dict[str, dict[int, np.ndarray]] = {name: {} for name in core_of}
+    tally = _AxonTally(core_of, cpc)
     for row in core_rows:
         use: CoreUse = row["use"]
-        for src, idx in use.inputs().items():
-            if src not in out_axons:
-                continue
-            hits = dest_chips[src].setdefault(row["chip"], np.zeros(len(out_axons[src]), bool))
-            if idx is None:
-                out_axons[src] += 1
-                hits[:] = True
-            else:
-                out_axons[src][idx] += 1  # indices of one core are distinct
-                hits[idx] = True
-    remote_pairs: dict[str, int] = {}
-    for src, by_chip in dest_chips.items():
-        own = core_of[src] // cpc
-        remote_pairs[src] = int(sum(((own != k) & h).sum() for k, h in by_chip.items()))
+        for src, touch in use.inputs().items():
+            tally.add(row["chip"], src, touch)
+    out_axons, remote_pairs = tally.result()
     for row in core_rows:
         row["axons_out"] = int(out_axons[row["layer"]][row.pop("members")].sum())
 
@@ -1364,6 +1368,103 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
     report = FitReport(chip, FAMILY, layers_df, cores_df, violations, summary, notes)
     report.summary["violations"] = len(violations)
     return report
+
+
+class _AxonTally:
+    """Output axons (destination cores of every source neuron) and (source neuron, remote
+    chip) pairs, from what each core reads. Cores are numbered chip by chip, so one chip's
+    reads are collected, counted against the neurons it owns, and cleared before the next."""
+
+    def __init__(self, core_of: Mapping[str, np.ndarray], cpc: int) -> None:
+        self.core_of, self.cpc = core_of, cpc
+        self.cores = {s: np.zeros(len(o), np.int64) for s, o in core_of.items()}
+        self.plane_cores: dict[str, np.ndarray] = {}  # reads of every channel at a position
+        self.channels: dict[str, int] = {}
+        self.remote = {s: 0 for s in core_of}
+        self.chip = 0
+        self.whole: set[str] = set()
+        self.read: dict[str, np.ndarray] = {}  # this chip's reads, flat / by position
+        self.read_pos: dict[str, np.ndarray] = {}
+        self.marked: list[tuple[dict[str, np.ndarray], str, np.ndarray]] = []
+        self._owned: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def add(self, chip: int, src: str, touch: np.ndarray | PlaneTouch | None) -> None:
+        if src not in self.cores:
+            return  # the model input: no output axons on chip
+        if chip != self.chip:
+            self._close()
+            self.chip = chip
+        if touch is None:
+            self.cores[src] += 1
+            self.whole.add(src)
+        elif isinstance(touch, PlaneTouch):
+            pos = touch.positions
+            if src not in self.plane_cores:
+                self.plane_cores[src] = np.zeros(touch.plane, np.int64)
+                self.read_pos[src] = np.zeros(touch.plane, bool)
+                self.channels[src] = touch.channels
+            self.plane_cores[src][pos] += 1
+            self._mark(self.read_pos, src, pos)
+        else:
+            self.cores[src][touch] += 1  # the indices of one core are distinct
+            if src not in self.read:
+                self.read[src] = np.zeros(len(self.cores[src]), bool)
+            self._mark(self.read, src, touch)
+
+    def _mark(self, seen: dict[str, np.ndarray], src: str, idx: np.ndarray) -> None:
+        if src in self.whole:
+            return
+        new = idx[~seen[src][idx]]
+        seen[src][new] = True
+        self.marked.append((seen, src, new))
+
+    def _owned_by(self, src: str, chip: int) -> np.ndarray:
+        """The neurons of ``src`` that sit on ``chip``."""
+        if src not in self._owned:
+            chips = self.core_of[src] // self.cpc
+            small = np.int16 if chips.max(initial=0) < 2**15 else np.int64
+            order = np.argsort(chips.astype(small), kind="stable")  # a radix sort for int16
+            self._owned[src] = (order, np.searchsorted(chips[order], np.arange(chips.max() + 2)))
+        order, bounds = self._owned[src]
+        if chip + 1 >= len(bounds):
+            return order[:0]
+        return order[bounds[chip] : bounds[chip + 1]]
+
+    def _close(self) -> None:
+        srcs = {s for _, s, _ in self.marked} | self.whole
+        for src in srcs:
+            own = self._owned_by(src, self.chip)
+            n = len(self.cores[src])
+            if src in self.whole:
+                self.remote[src] += n - len(own)
+                continue
+            by_pos = self.read_pos.get(src)
+            flat = self.read.get(src)
+            read = 0
+            if by_pos is not None:
+                read += int(by_pos.sum()) * self.channels[src]
+            if flat is not None:
+                extra = np.flatnonzero(flat)
+                if by_pos is not None:
+                    extra = extra[~by_pos[extra % len(by_pos)]]
+                read += len(extra)
+            hit = np.zeros(len(own), bool)
+            if by_pos is not None:
+                hit |= by_pos[own % len(by_pos)]
+            if flat is not None:
+                hit |= flat[own]
+            self.remote[src] += read - int(hit.sum())
+        for seen, src, idx in self.marked:
+            seen[src][idx] = False
+        self.marked.clear()
+        self.whole.clear()
+
+    def result(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        self._close()
+        out = dict(self.cores)
+        for src, per_pos in self.plane_cores.items():
+            out[src] = out[src] + np.tile(per_pos, self.channels[src])
+        return out, self.remote
 
 
 def _spikes_out(analysis: Any) -> dict[str, float] | None:

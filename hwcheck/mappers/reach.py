@@ -28,7 +28,9 @@ import numpy as np
 
 __all__ = [
     "BlockCounts",
+    "PlaneTouch",
     "count_summary",
+    "flat_indices",
     "ConvMap",
     "ConvTerm",
     "LinearTerm",
@@ -49,6 +51,27 @@ _SHARED: dict[tuple, dict] = {}
 # --------------------------------------------------------------------------------------------
 # Counts of one block
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaneTouch:
+    """Every channel of a source read at the same plane positions (a uniform convolution),
+    kept as the positions alone: a core of a wide layer reads ``channels`` times as many."""
+
+    positions: np.ndarray  # distinct flat ``y * W + x`` indices
+    channels: int
+    plane: int  # H * W of the source
+
+    def flat(self) -> np.ndarray:
+        """The flat ``(C, H, W)`` source indices read."""
+        return (np.arange(self.channels)[:, None] * self.plane + self.positions[None, :]).reshape(-1)
+
+
+def flat_indices(touch: np.ndarray | PlaneTouch | None, n: int) -> np.ndarray:
+    """Any form of :class:`BlockCounts` ``touched`` entry as sorted flat indices."""
+    if touch is None:
+        return np.arange(n)
+    return np.sort(touch.flat() if isinstance(touch, PlaneTouch) else touch)
 
 
 def count_summary(
@@ -78,15 +101,19 @@ def count_summary(
     return total, int(counts) * total, int(lut(int(counts))[int(counts)]) * total
 
 
-@dataclass
 class BlockCounts:
-    """What a block reads: ``(axons, synapses, sparse_bits)`` and, on demand, the flat source
-    indices read per source (``None`` = every element of that source)."""
+    """What a block reads: ``axons``, ``synapses``, ``sparse_bits`` and, on demand
+    (:meth:`touched`), the source elements read per source."""
 
-    axons: int
-    synapses: int
-    sparse_bits: int
-    touched: Callable[[], dict[str, np.ndarray | None]]
+    __slots__ = ("axons", "synapses", "sparse_bits", "_touch")
+
+    def __init__(self, axons: int, synapses: int, sparse_bits: int, touch: list) -> None:
+        self.axons, self.synapses, self.sparse_bits = axons, synapses, sparse_bits
+        self._touch = touch  # (source, term, state) for each term
+
+    def touched(self) -> dict[str, np.ndarray | PlaneTouch | None]:
+        """Per source: flat indices, a :class:`PlaneTouch`, or ``None`` for every element."""
+        return {src: term.touched(state) for src, term, state in self._touch}
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,19 +382,25 @@ class ConvTerm:
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.map.uniform:  # dense layers of one geometry (e.g. a conv stack) share counts
+        m = self.map
+        if m.uniform:  # dense layers of one geometry (e.g. a conv stack) share counts
             if len(_SHARED) > 64:
                 _SHARED.clear()
-            self._cache = _SHARED.setdefault(self.map.signature(), {})
-
-    def counts(
-        self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]
-    ) -> tuple[tuple[int, int, int], Callable[[], np.ndarray]]:
-        m = self.map
+            self._cache = _SHARED.setdefault(m.signature(), {})
         (kh, kw), (sy, sx), (py, px), (h, w) = m.ksize, m.stride, m.padding, m.plane
+        # the kernel hangs over the top / bottom / left / right edge for these box limits
+        self._edges = (sy, py, kh - h, sx, px, kw - w)
+        self._copies = m.in_channels if m.uniform else 1  # uniform: one plane for all channels
+
+    def counts(self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]) -> tuple:
+        m = self.map
         boxes = box_split(order, a, e, m.out_shape)
-        by, bx = min(b[2] for b in boxes), min(b[4] for b in boxes)
-        ly, lx = max(b[3] for b in boxes) - 1, max(b[5] for b in boxes) - 1
+        by = bx = 1 << 62
+        ly = lx = -1
+        for b in boxes:
+            by, bx = min(by, b[2]), min(bx, b[4])
+            ly, lx = max(ly, b[3]), max(lx, b[5])
+        sy, py, over_y, sx, px, over_x = self._edges
         uniform = m.uniform
         key = (
             tuple(
@@ -375,31 +408,26 @@ class ConvTerm:
                 for c0, c1, y0, y1, x0, x1 in boxes
             ),
             min(0, by * sy - py),
-            max(0, ly * sy - py + kh - h),
+            max(0, (ly - 1) * sy - py + over_y),
             min(0, bx * sx - px),
-            max(0, lx * sx - px + kw - w),
+            max(0, (lx - 1) * sx - px + over_x),
         )
         hit = self._cache.get(key)
         if hit is None:
             if len(self._cache) > 4096:
                 self._cache.clear()
             hit = self._cache[key] = (*self._compute(boxes, by * sy, bx * sx), {})
-        acc, ch0, r_rel, q_rel, summaries = hit
-        copies = m.in_channels if uniform else 1  # a uniform map: one plane for every channel
-        summary = summaries.get(id(lut))
+        summary = hit[4].get(id(lut))
         if summary is None:
-            summary = summaries[id(lut)] = count_summary(acc.reshape(-1), copies, 0, lut)
-        r0, q0 = r_rel + by * sy, q_rel + bx * sx
-        hs, ws = m.src_plane
+            summary = hit[4][id(lut)] = count_summary(hit[0].reshape(-1), self._copies, 0, lut)
+        return summary, (hit, by * sy, bx * sx)
 
-        def touched() -> np.ndarray:
-            c, r, x = np.nonzero(acc)
-            flat = ((c + ch0) * hs + (r + r0)) * ws + (x + q0)
-            if not uniform:
-                return flat
-            return (np.arange(copies)[:, None] * (hs * ws) + flat[None, :]).reshape(-1)
-
-        return summary, touched
+    def touched(self, state: tuple) -> np.ndarray | PlaneTouch:
+        (acc, ch0, r_rel, q_rel, _), row_base, col_base = state
+        hs, ws = self.map.src_plane
+        c, r, x = np.nonzero(acc)
+        flat = ((c + ch0) * hs + (r + r_rel + row_base)) * ws + (x + q_rel + col_base)
+        return PlaneTouch(flat, self._copies, hs * ws) if self.map.uniform else flat
 
     def per_neuron(self) -> np.ndarray:
         """Synapses of every neuron (flat ``(C, H, W)`` index): the map applied to ones."""
@@ -416,6 +444,10 @@ class ConvTerm:
         ones = torch.zeros(1, m.in_channels, big_h, big_w, dtype=torch.float64)
         ones[:, :, :h, :w] = 1.0
         k = torch.from_numpy(m.kernel).to(torch.float64)
+        if m.uniform:  # every output channel reads every input channel alike: one plane
+            plane = F.conv2d(ones[:, :1], k[:1, :1], None, m.stride, m.padding)[0, 0, :ho, :wo]
+            got = np.rint(plane.numpy()).astype(np.int64) * m.in_channels
+            return np.broadcast_to(got, (co, ho, wo)).reshape(-1)
         if m.depthwise:
             y = F.conv2d(ones, k[:, None], None, m.stride, m.padding, 1, m.in_channels)
         else:
@@ -545,11 +577,9 @@ class LinearTerm:
             cols = self.cols[offsets + np.arange(int(lens.sum()))]
         return np.bincount(cols, minlength=self.n_v)
 
-    def counts(
-        self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]
-    ) -> tuple[tuple[int, int, int], Callable[[], np.ndarray | None]]:
+    def counts(self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]) -> tuple:
         if self.side == "dense":
-            return count_summary(e - a, self.mult, self.n_v, lut), lambda: self.members(None)
+            return count_summary(e - a, self.mult, self.n_v, lut), None
         perm = self.perm_of(order) if self.perm_of is not None else None
         contiguous = perm is None or order == "C,H,W"
 
@@ -567,11 +597,10 @@ class LinearTerm:
             got = stored(a, e)
         self._run = (order, a, e, got)
         acc = got if self.side == "ones" else (e - a) - got
+        return count_summary(acc, self.mult, self.n_v, lut), acc
 
-        def touched() -> np.ndarray | None:
-            return self.members(np.flatnonzero(acc))
-
-        return count_summary(acc, self.mult, self.n_v, lut), touched
+    def touched(self, acc: np.ndarray | None) -> np.ndarray | None:
+        return self.members(None if acc is None else np.flatnonzero(acc))
 
 
 # --------------------------------------------------------------------------------------------
@@ -593,17 +622,17 @@ class Reach:
         return total
 
     def block(self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]) -> BlockCounts:
+        if len(self.terms) == 1:
+            t = self.terms[0]
+            (ax, syn, bits), state = t.counts(order, a, e, lut)
+            return BlockCounts(ax, syn, bits, [(t.source, t, state)])
         axons = synapses = bits = 0
-        touch: list[tuple[str, Callable]] = []
+        touch = []
         for t in self.terms:
-            (ax, sy, bi), f = t.counts(order, a, e, lut)
-            axons, synapses, bits = axons + ax, synapses + sy, bits + bi
-            touch.append((t.source, f))
-
-        def touched() -> dict[str, np.ndarray | None]:
-            return {s: f() for s, f in touch}
-
-        return BlockCounts(axons, synapses, bits, touched)
+            (ax, syn, bi), state = t.counts(order, a, e, lut)
+            axons, synapses, bits = axons + ax, synapses + syn, bits + bi
+            touch.append((t.source, t, state))
+        return BlockCounts(axons, synapses, bits, touch)
 
 
 def pooled_members(pool: ConvMap, n_src: int) -> tuple[np.ndarray, Callable] | None:
