@@ -10,6 +10,7 @@ import argparse
 import importlib
 import importlib.util
 import math
+import os
 import re
 import sys
 import textwrap
@@ -409,8 +410,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_chips(args: argparse.Namespace) -> int:
     from hwcheck.profiles import list_profiles, load_profile
 
+    names = list_profiles()
+    if not names:
+        from hwcheck.profiles import profile_dirs
+
+        raise UsageError(
+            "no chip profiles found in " + ", ".join(str(d) for d in profile_dirs())
+            + " (is hwcheck installed with its package data?)"
+        )
     print(f"{'name':<14} {'family':<10} {'energy/synop':>14}  {'static power':>14}  title")
-    for name in list_profiles():
+    for name in names:
         p = load_profile(name)
         syn = p.energy.get("synop_pJ")
         st = p.energy.get("static_power_mW")
@@ -478,7 +487,8 @@ def _add_run_options(p: argparse.ArgumentParser, chip_required: bool) -> None:
     p.add_argument("--dt", type=parse_dt, default=1e-3, metavar="DURATION", help="time step, e.g. 1ms (default), 100us, 0.001")
     p.add_argument("--input-rate", type=parse_rate, default=200.0, metavar="HZ", help="synthetic input: events per second per input (default 200)")
     p.add_argument("--out", metavar="DIR", help="report folder (default reports/NAME)")
-    p.add_argument("--format", default="csv,json,md,png", help="report files: any of csv,json,md,png (default all)")
+    p.add_argument("--format", default="csv,json,md,png,html",
+                   help="report files: any of csv,json,md,png,html (default all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile figure, e.g. energy.synop_pJ=12 (repeatable)")
     p.add_argument("--no-save", action="store_true", help="print only, write no report files")
@@ -487,6 +497,12 @@ def _add_run_options(p: argparse.ArgumentParser, chip_required: bool) -> None:
                    help="how the model takes time (default: inferred): (BT) batch*time in dim 0 (sinabs "
                    "Squeeze), BT batch-first, TB time-first (SpikingJelly multi-step, loops over x[t]), "
                    "B one step per call (the time loop is run by hwcheck)")
+
+
+def _version() -> str:
+    from hwcheck import __version__
+
+    return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -500,6 +516,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  hwcheck chips\n  hwcheck chip speck2f",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"hwcheck {_version()}")
+    parser.add_argument("--profiles", action="append", metavar="DIR", default=[],
+                        help="a folder of chip profiles (*.toml) to add to the bundled ones; "
+                        "repeatable; also $HWCHECK_PROFILES")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
@@ -583,6 +603,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_ERROR
+    for folder in args.profiles:
+        if not Path(folder).is_dir():
+            print(f"hwcheck: error: --profiles {folder}: not a folder", file=sys.stderr)
+            return EXIT_ERROR
+    if args.profiles:  # looked up before the bundled profiles, as $HWCHECK_PROFILES is
+        old = os.environ.get("HWCHECK_PROFILES", "")
+        os.environ["HWCHECK_PROFILES"] = os.pathsep.join([*args.profiles, *([old] if old else [])])
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""PNG plots for reports: core memory use per core, synops per layer, energy per chip."""
+"""PNG plots for reports: core use per chip, synops per layer, energy per chip."""
 
 from __future__ import annotations
 
@@ -23,30 +23,8 @@ def save_plots(report: Any, directory: Path) -> list[Path]:
     plt = _plt()
     written: list[Path] = []
 
-    cores = report.cores
-    util_cols = [c for c in cores.columns if c.endswith("util_pct")]
-    if len(cores) and util_cols:
-        cores = cores[cores[util_cols].notna().any(axis=1)]
-    if len(cores) and util_cols:
-        if len(cores) > 48:  # many-core chips: the 48 fullest cores are what a reader needs
-            key = cores[util_cols].max(axis=1)
-            cores = cores.loc[key.sort_values(ascending=False).index[:48]]
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(cores) + 3), 3.8))
-        labels = [f"{r['chip']}:{r['core']}" for _, r in cores.iterrows()]
-        width = 0.8 / len(util_cols)
-        for i, col in enumerate(util_cols):
-            vals = [0.0 if (isinstance(v, float) and math.isnan(v)) else float(v) for v in cores[col]]
-            ax.bar([x + i * width for x in range(len(labels))], vals, width, label=col.replace("_util_pct", ""))
-        ax.axhline(100, color="red", lw=1, ls="--")
-        ax.set_xticks([x + width * (len(util_cols) - 1) / 2 for x in range(len(labels))])
-        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("memory used (% of core)")
-        ax.set_title("Core memory utilisation" + (" (48 fullest cores)" if len(cores) == 48 else ""))
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = directory / "core_utilisation.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+    path = _core_plot(plt, report, directory)
+    if path is not None:
         written.append(path)
 
     if report.analysis is not None:
@@ -55,11 +33,14 @@ def save_plots(report: Any, directory: Path) -> list[Path]:
         if len(w):
             fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(w) + 2), 3.8))
             xs = range(len(w))
-            bw = 0.4
-            ax.bar([x - bw / 2 for x in xs], w["synops"].clip(lower=1e-9), bw, color="tab:blue",
-                   label="synops (every connection of each event)")
-            ax.bar([x + bw / 2 for x in xs], w["synops_effective"].clip(lower=1e-9), bw, color="tab:orange",
-                   label="synops_effective (nonzero weights only)")
+            differ = not w["synops"].equals(w["synops_effective"])
+            bw = 0.4 if differ else 0.7
+            ax.bar([x - bw / 2 if differ else x for x in xs], w["synops"].clip(lower=1e-9), bw,
+                   color="tab:blue", label="synops (every connection of each event)"
+                   + ("" if differ else "; with nonzero weights only the same"))
+            if differ:
+                ax.bar([x + bw / 2 for x in xs], w["synops_effective"].clip(lower=1e-9), bw,
+                       color="tab:orange", label="synops_effective (nonzero weights only)")
             ax.set_yscale("log")
             ax.set_xticks(list(xs))
             ax.set_xticklabels([f"{i} ({t})" for i, t in zip(w.index, w["type"])], rotation=45, ha="right", fontsize=8)
@@ -104,3 +85,66 @@ def save_plots(report: Any, directory: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+#: Chips with more cores than this get a histogram of per-core use instead of one bar per core.
+MAX_CORE_BARS = 48
+
+
+def _core_plot(plt: Any, report: Any, directory: Path) -> Path | None:
+    """One panel per chip: a bar per core and resource (few cores), or a histogram of the
+    fullest resource of every core (many-core chips), with the over-limit cores counted."""
+    panels = []
+    for r in report.results:
+        cores = r.fit.cores
+        cols = [c for c in cores.columns if c.endswith("_pct") and c != "utilisation_pct"]
+        if not len(cores) or not cols:
+            continue
+        vals = cores[cols].astype(float)
+        used = vals.notna().any(axis=1) & (vals.fillna(0).max(axis=1) > 0)
+        if used.any():
+            panels.append((r.fit.chip, cores[used], vals[used], cols))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9.0, 2.9 * len(panels)), squeeze=False)
+    for ax, (chip, cores, vals, cols) in zip(axes[:, 0], panels, strict=True):
+        names = [c.removesuffix("_pct").removesuffix("_util") for c in cols]
+        if len(cores) <= MAX_CORE_BARS:
+            width = 0.8 / len(cols)
+            for i, (col, name) in enumerate(zip(cols, names, strict=True)):
+                xs = [x + i * width for x in range(len(cores))]
+                ax.bar(xs, vals[col].fillna(0.0), width, label=name)
+            ax.set_xticks([x + width * (len(cols) - 1) / 2 for x in range(len(cores))])
+            labels = [str(i) for i in cores.index]
+            ax.set_xticklabels(labels, fontsize=7, rotation=90 if len(cores) > 16 else 0)
+            ax.set_xlabel("core")
+            ax.set_ylabel("% of the core's limit")
+            ax.axhline(100, color="red", lw=1, ls="--")
+            ax.legend(fontsize=7, ncol=len(cols), loc="upper right")
+            ax.set_title(f"{chip}: use of each core ({len(cores)} cores in use)", fontsize=9)
+        else:
+            worst = vals.max(axis=1, skipna=True)
+            binding = vals.idxmax(axis=1, skipna=True).map(dict(zip(cols, names, strict=True)))
+            bins = [*range(0, 101, 5), 103, 113]  # the last bin holds the cores over their limit
+            over = int((worst > 100).sum())
+            shown = worst.where(worst <= 100, 108.0)
+            bottom = None
+            for name in names:
+                part = shown[binding == name]
+                if len(part):
+                    counts, edges, _ = ax.hist(part, bins=bins, label=f"{name} binds ({len(part):,})",
+                                               bottom=bottom, alpha=0.9)
+                    bottom = counts if bottom is None else bottom + counts
+            ax.set_xticks([0, 20, 40, 60, 80, 100, 108])
+            ax.set_xticklabels(["0", "20", "40", "60", "80", "100", ">100"])
+            ax.set_xlabel("use of the fullest resource of a core (% of its limit)")
+            ax.set_ylabel("cores")
+            ax.legend(fontsize=7, loc="upper left")
+            extra = f"; {over:,} over the limit" if over else ""
+            ax.set_title(f"{chip}: {len(cores):,} cores in use, median {worst.median():.0f} % full{extra}",
+                         fontsize=9)
+    fig.tight_layout()
+    path = directory / "core_utilisation.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -291,7 +291,10 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
 
     text = str(name_or_path)
     path = Path(text)
-    if not (text.endswith(".toml") or path.exists()):
+    # a path ends in .toml or names a folder; anything else is a profile name, even where a
+    # file or folder of that name happens to exist in the current folder
+    is_path = text.endswith(".toml") or "/" in text or os.sep in text or isinstance(name_or_path, Path)
+    if not is_path:
         for d in profile_dirs():
             candidate = d / f"{text}.toml"
             if candidate.is_file():

@@ -25,7 +25,7 @@ from hwcheck.safe_write import check_name, replace_folder
 
 __all__ = ["ChipResult", "Report", "FORMATS"]
 
-FORMATS = ("csv", "json", "md", "png")
+FORMATS = ("csv", "json", "md", "png", "html")
 
 SUMMARY_COLUMNS = [
     "chip",
@@ -257,21 +257,22 @@ class Report:
         if len(b):
             out += ["## Bandwidth", "", _md(b), ""]
         out += ["## Assumptions and sources", ""]
-        for note in self.notes:
-            out.append(f"- {note}")
-        for r in self.results:
-            for n in r.fit.notes:
-                out.append(f"- {r.fit.chip}: {n}")
-            if r.energy is not None:
-                for a in r.energy.assumptions:
-                    out.append(f"- {r.fit.chip}: {a}")
-                if r.energy.missing:
-                    out.append(f"- {r.fit.chip}: {r.energy.describe_unknown()}")
-            if r.bandwidth is not None:
-                for f in r.bandwidth.flags:
-                    out.append(f"- {r.fit.chip}: bandwidth: {f}")
+        out += [f"- {line}" for line in self.note_lines()]
         out.append("")
         return "\n".join(out)
+
+    def note_lines(self) -> list[str]:
+        """Every note, assumption and source of the report, chip notes prefixed by the chip."""
+        out = list(self.notes)
+        for r in self.results:
+            out += [f"{r.fit.chip}: {n}" for n in r.fit.notes]
+            if r.energy is not None:
+                out += [f"{r.fit.chip}: {a}" for a in r.energy.assumptions]
+                if r.energy.missing:
+                    out.append(f"{r.fit.chip}: {r.energy.describe_unknown()}")
+            if r.bandwidth is not None:
+                out += [f"{r.fit.chip}: bandwidth: {f}" for f in r.bandwidth.flags]
+        return out
 
     # ---------------------------------------------------------------- files
     def save(self, directory: str | os.PathLike[str] | None = None, formats: tuple[str, ...] = FORMATS) -> Path:
@@ -279,7 +280,8 @@ class Report:
 
         Files: layers.csv, cores.csv, violations.csv, energy.csv, bandwidth.csv, summary.csv
         (csv); summary.json (json); report.md (md); core_utilisation.png, layer_synops.png,
-        chip_energy.png (png, where there is something to plot).
+        chip_energy.png (png, where there is something to plot); report.html (html: one
+        self-contained page with every table and the plots inline).
         """
         unknown = set(formats) - set(FORMATS)
         if unknown:
@@ -305,10 +307,18 @@ class Report:
                 (tmp / "summary.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
             if "md" in formats:
                 (tmp / "report.md").write_text(self.markdown(), encoding="utf-8")
-            if "png" in formats:
+            plots: list[Path] = []
+            if "png" in formats or "html" in formats:
                 from hwcheck.plots import save_plots
 
-                save_plots(self, tmp)
+                plots = save_plots(self, tmp)
+            if "html" in formats:
+                from hwcheck.html_report import render_html
+
+                (tmp / "report.html").write_text(render_html(self, plots), encoding="utf-8")
+                if "png" not in formats:
+                    for p in plots:  # only wanted inside the page
+                        p.unlink()
 
         from hwcheck import __version__
 

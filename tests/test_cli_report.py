@@ -4,6 +4,7 @@
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -275,3 +276,35 @@ def test_default_report_name_comes_from_the_model():
     assert default_name("mypkg.models:build") == "models-build"
     assert default_name("saved/net.pt") == "net"
     assert default_name("weird name.py:x y") == "weird_name-x_y"
+
+
+def test_html_report_is_one_self_contained_page(model_file, tmp_path):
+    out = tmp_path / "rep"
+    r = run("check", f"{model_file}:good", "--chip", "speck2f", "--chip", "loihi", "--input-shape",
+            "2,16,16", "--timesteps", "5", "--out", str(out), "--format", "html", "-q")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["report.html"]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "fits: " in page and "<table>" in page and "Assumptions and sources" in page
+    assert page.count("data:image/png;base64,") >= 2  # the plots, inline
+    for outside in ('src="http', "href=", "<script", "@import"):
+        assert outside not in page  # nothing to fetch: opens as a CI artifact
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt install chromium)")
+def test_html_report_renders_in_a_headless_browser(model_file, tmp_path):
+    out = tmp_path / "rep"
+    r = run("check", f"{model_file}:good", "--chip", "speck2f", "--input-shape", "2,16,16",
+            "--timesteps", "5", "--out", str(out), "--format", "html", "-q")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    url = (out / "report.html").as_uri()
+    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    dom = subprocess.run([*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-500:]
+    assert "<h1>hwcheck report: " in dom.stdout and "FITS" in dom.stdout
+    assert dom.stdout.count("<table>") >= 4  # summary, totals, layers, violations/cores
+    shot = tmp_path / "page.png"
+    subprocess.run([*browser, "--window-size=1280,2000", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    assert shot.stat().st_size > 20_000  # a page with content, not a blank one
