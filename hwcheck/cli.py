@@ -124,22 +124,36 @@ def _run_user_import(target: str, folder: Path, load: Any) -> Any:
         sys.path.pop(0)
 
 
-def _which_attr(file: Path) -> str:
-    """The message for ``hwcheck check file.py`` without ``:attr``: the models it defines."""
-    import ast
+def _only_model(file: Path) -> str:
+    """For ``hwcheck check file.py`` without ``:attr``: the one model the file defines (an
+    ``nn.Module`` instance, an ``nn.Module`` class or a function of the file), or a UsageError
+    that lists the candidates. Runs the file, as ``file.py:attr`` would."""
+    import inspect
 
-    names: list[str] = []
-    try:
-        tree = ast.parse(file.read_text(encoding="utf-8"))
-        for node in tree.body:
-            if isinstance(node, ast.Assign):
-                names += [t.id for t in node.targets if isinstance(t, ast.Name)]
-            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                names.append(node.name)
-    except (SyntaxError, UnicodeDecodeError, OSError):
-        pass
-    found = f"; names defined in it: {', '.join(dict.fromkeys(names))}" if names else ""
-    return f"{file} is a Python file: say which model with {file}:ATTR (a module or a factory){found}"
+    import torch
+
+    name = f"_hwcheck_user_{file.stem}"
+    mod_spec = importlib.util.spec_from_file_location(name, file)
+    if mod_spec is None or mod_spec.loader is None:
+        raise UsageError(f"cannot import {file}")
+    module = importlib.util.module_from_spec(mod_spec)
+    _run_user_import(str(file), file.resolve().parent, lambda: mod_spec.loader.exec_module(module))
+    found = []
+    for attr, value in vars(module).items():
+        if attr.startswith("_"):
+            continue
+        own = getattr(value, "__module__", None) == name
+        if isinstance(value, torch.nn.Module):
+            found.append(attr)
+        elif own and inspect.isclass(value) and issubclass(value, torch.nn.Module):
+            found.append(attr)
+        elif own and inspect.isfunction(value):
+            found.append(attr)
+    if len(found) == 1:
+        print(f"hwcheck: using {file}:{found[0]}, the only model in the file", file=sys.stderr)
+        return found[0]
+    listed = f"; candidates: {', '.join(found)}" if found else "; it defines no nn.Module or factory"
+    raise UsageError(f"{file} is a Python file: say which model with {file}:ATTR (a module or a factory){listed}")
 
 
 def load_model(spec: str, trust_pickle: bool = False) -> Any:
@@ -153,7 +167,8 @@ def load_model(spec: str, trust_pickle: bool = False) -> Any:
 
     path = Path(spec)
     if path.suffix == ".py" and path.is_file():
-        raise UsageError(_which_attr(path))
+        spec = f"{spec}:{_only_model(path)}"
+        path = Path(spec)
     if ":" in spec and not path.exists():
         target, _, attr = spec.rpartition(":")
         if target.endswith(".py"):

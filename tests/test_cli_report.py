@@ -308,3 +308,20 @@ def test_html_report_renders_in_a_headless_browser(model_file, tmp_path):
     subprocess.run([*browser, "--window-size=1280,2000", f"--screenshot={shot}", url],
                    capture_output=True, timeout=120, check=True)  # fmt: skip
     assert shot.stat().st_size > 20_000  # a page with content, not a blank one
+
+
+def test_a_python_file_without_attr_uses_its_only_model_or_lists_them(tmp_path):
+    (tmp_path / "one.py").write_text(
+        "import torch.nn as nn, sinabs.layers as sl\n"
+        "net = nn.Sequential(nn.Linear(4, 3), sl.IAFSqueeze(batch_size=1))\n"
+    )
+    r = run("check", "one.py", "--chip", "loihi", "--input-shape", "4", "-q", "--no-save", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "using one.py:net" in r.stderr
+    (tmp_path / "two.py").write_text(
+        "import torch.nn as nn, sinabs.layers as sl\n"
+        "a = nn.Sequential(nn.Linear(4, 3), sl.IAFSqueeze(batch_size=1))\n"
+        "def make():\n    return nn.Linear(4, 2)\n"
+    )
+    r = run("check", "two.py", "--chip", "loihi", "--input-shape", "4", "-q", "--no-save", cwd=tmp_path)
+    assert r.returncode == 2 and "candidates: a, make" in r.stderr

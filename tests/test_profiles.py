@@ -223,3 +223,16 @@ def test_per_core_table_length_checked_at_load(tmp_path):
         assert str(path) in str(exc) and "bias_memory_words" in str(exc) and "n_cores" in str(exc)
     else:
         raise AssertionError("a 2-entry bias table for 9 cores was accepted")
+
+
+def test_profiles_cite_only_public_documents():
+    """Sources and notes name documents a user can look up, never the team's own notes."""
+    from pathlib import Path
+
+    import hwcheck
+
+    folder = Path(hwcheck.__file__).parent / "chip_profiles"
+    for f in folder.glob("*.toml"):
+        text = f.read_text(encoding="utf-8").lower()
+        for private in ("chip-facts", "../shared", "sinabs-behaviour", "peers.md"):
+            assert private not in text, (f.name, private)
