@@ -150,6 +150,25 @@ class LayerGraph:
     def by_kind(self, *kinds: str) -> list[LayerNode]:
         return [n for n in self.nodes.values() if n.kind in kinds]
 
+    def to_frame(self) -> Any:
+        """One row per layer: kind, type, shapes, params, neurons, synapses, fan-in/out."""
+        from hwcheck.activity import static_layers
+
+        return static_layers(self)
+
+    def __repr__(self) -> str:
+        import pandas as pd
+
+        head = (
+            f"LayerGraph: {len(self.nodes)} layers, input {tuple(self.input_shape)}, layout "
+            f"{self.layout}" + (f", time loop of {self.loop_steps} steps" if self.loop_steps else "")
+        )
+        if not self.nodes:
+            return head
+        cols = ["kind", "type", "out_shape", "params", "neurons", "synapses", "fan_in_max"]
+        with pd.option_context("display.width", 120, "display.max_rows", 60):
+            return f"{head}\n{self.to_frame()[cols].to_string()}"
+
     def calls_of(self, module_path: str) -> list[LayerNode]:
         """All nodes that are calls of the same module (length > 1 for a shared module)."""
         return [n for n in self.nodes.values() if n.module_path == module_path]

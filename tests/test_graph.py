@@ -402,3 +402,13 @@ def test_describe_is_cached_until_the_model_changes() -> None:
     assert g2 is not g1 and g2["0"].synapses_nonzero == 0 and g1["0"].synapses_nonzero == 12
     net.append(nn.Linear(3, 2))
     assert list(hwcheck.describe(net, (4,)).nodes) == ["0", "1"]
+
+
+def test_graph_prints_as_a_table_and_converts_to_a_frame():
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), sl.IAFSqueeze(batch_size=1), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    g = hwcheck.describe(model, (2, 6, 6))
+    df = g.to_frame()
+    assert list(df.index) == list(g.nodes) and df.loc["0", "synapses"] == 4 * 4 * 4 * 2 * 9
+    text = repr(g)
+    assert text.splitlines()[0] == "LayerGraph: 4 layers, input (2, 6, 6), layout (BT)"
+    assert "Conv2d" in text and "IAFSqueeze" in text and "LayerNode(" not in text
