@@ -382,13 +382,35 @@ def default_name(spec: str) -> str:
     return name
 
 
+def _input_shape(args: argparse.Namespace, model: Any, events: Any) -> tuple[int, ...]:
+    """``--input-shape``, or the trailing dims of ``--data`` as many as the model's first layer
+    takes (Linear: 1, Conv2d: 3)."""
+    if args.input_shape is not None:
+        return parse_shape(args.input_shape)
+    if events is None:
+        raise UsageError("--input-shape is needed without --data (one sample at one step, e.g. 2,128,128)")
+    from hwcheck.timing import feature_rank
+
+    rank = feature_rank(model)
+    if rank is None:
+        raise UsageError("give --input-shape: the model's first layer does not say how many "
+                         f"of the dims of --data {tuple(events.shape)} are one sample")
+    if events.dim() < rank + 1:
+        raise UsageError(f"--data has shape {tuple(events.shape)}: expected (T, ...) or (B, T, ...) "
+                         f"with {rank} feature dim(s) for this model")
+    return tuple(int(d) for d in events.shape[-rank:])
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     args.name = args.name if args.name is not None else default_name(args.model)
-    input_shape = parse_shape(args.input_shape)
+    if args.input_shape is not None:
+        parse_shape(args.input_shape)  # a bad shape is named before the model is loaded
     model = load_model(args.model, args.trust_pickle)
+    events = load_data(args.data) if args.data else None
+    input_shape = _input_shape(args, model, events)
     notes = [f"model: {args.model}"]
-    if args.data:
-        data = batches_for(model, load_data(args.data), input_shape)
+    if events is not None:
+        data = batches_for(model, events, input_shape)
         notes.append(f"input: events from {args.data}")
     elif args.timesteps:
         data = synthetic(model, input_shape, args.timesteps, args.input_rate, args.dt, args.seed)
@@ -464,10 +486,11 @@ def cmd_chip(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from hwcheck.check import calibrate
 
-    input_shape = parse_shape(args.input_shape)
     model = load_model(args.model, args.trust_pickle)
-    if args.data:
-        data = batches_for(model, load_data(args.data), input_shape)
+    events = load_data(args.data) if args.data else None
+    input_shape = _input_shape(args, model, events)
+    if events is not None:
+        data = batches_for(model, events, input_shape)
     else:
         data = synthetic(model, input_shape, args.timesteps, args.input_rate, args.dt, args.seed)
     if (args.power_mW is None) == (args.energy_uJ is None):
@@ -551,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  hwcheck check mynet.py:net --chip all --input-shape 16 --data events.npy   (your file.py:attr)",
     )
     p.add_argument("model", help="pkg.module:attr, file.py:attr or pickled model")
-    p.add_argument("--input-shape", required=True, metavar="C,H,W", help="one sample at one time step, e.g. 2,128,128")
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="one sample at one time step, e.g. 2,128,128 (default: from --data)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="FILE", help="events (.pt/.npy/.npz) laid out (T, ...) or (B, T, ...)")
     src.add_argument("--timesteps", type=parse_steps, metavar="T", help="synthetic Poisson input of T steps (seeded)")
@@ -596,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model")
     p.add_argument("--chip", required=True, help="profile to calibrate")
-    p.add_argument("--input-shape", required=True, metavar="C,H,W")
+    p.add_argument("--input-shape", metavar="C,H,W", help="one sample at one time step (default: from --data)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="FILE")
     src.add_argument("--timesteps", type=parse_steps, default=100, metavar="T")

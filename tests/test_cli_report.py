@@ -325,3 +325,18 @@ def test_a_python_file_without_attr_uses_its_only_model_or_lists_them(tmp_path):
     )
     r = run("check", "two.py", "--chip", "loihi", "--input-shape", "4", "-q", "--no-save", cwd=tmp_path)
     assert r.returncode == 2 and "candidates: a, make" in r.stderr
+
+
+def test_input_shape_comes_from_the_data_when_not_given(tmp_path):
+    (tmp_path / "one.py").write_text(
+        "import torch.nn as nn, sinabs.layers as sl\n"
+        "net = nn.Sequential(nn.Conv2d(2, 3, 3), sl.IAFSqueeze(batch_size=1))\n"
+    )
+    import torch
+
+    torch.save((torch.rand(2, 5, 2, 6, 7) < 0.3).float(), tmp_path / "d.pt")  # (B, T, C, H, W)
+    r = run("check", "one.py:net", "--chip", "loihi", "--data", "d.pt", "--no-save", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "3x4x5" in r.stdout  # the conv output of a 2x6x7 input read from the data
+    r = run("check", "one.py:net", "--chip", "loihi", "--no-save", cwd=tmp_path)
+    assert r.returncode == 2 and "--input-shape is needed without --data" in r.stderr
