@@ -408,9 +408,9 @@ def test_rule_synapse_memory_of_one_neuron():
     assert (v.needed, v.limit) == (100 * 64, 1000) and "fewer weight bits" in v.hint
 
 
-def test_rule_output_axons():
-    # layer 2 needs 4 cores of 10, each reading all 50 neurons of layer 1: every layer-1 neuron
-    # sends 4 output axons, so a layer-1 core of 10 neurons needs 40 > 30
+def test_output_axons_drive_the_split():
+    # layer 3 needs 4 cores of 10, each reading all 50 neurons of layer 1: every layer-1 neuron
+    # sends 4 output axons, so a layer-1 core holds at most 7 of them (28 <= 30 axons)
     prof = tiny_profile(cores_per_chip=128, neurons_per_core=10, output_axons_per_core=30)
     model = nn.Sequential(
         nn.Linear(20, 50),
@@ -419,11 +419,51 @@ def test_rule_output_axons():
         sl.IAFSqueeze(batch_size=1),
     )
     report = map_neurocore(describe(model, (20,)), prof)
+    assert not [v for v in report.violation_list if v.rule == "output_axons"]
+    cores = report.cores[report.cores["layer"] == "1"]
+    assert cores["neurons"].tolist() == [7] * 7 + [1]
+    assert cores["axons_out"].tolist() == [28] * 7 + [4]
+    assert report.layers.loc["3", "n_cores"] == 4
+
+
+def test_output_axons_of_a_sparse_layer_match_a_brute_force_split():
+    torch.manual_seed(3)
+    fc2 = nn.Linear(30, 24)
+    with torch.no_grad():
+        fc2.weight[torch.rand_like(fc2.weight) < 0.7] = 0.0
+    model = nn.Sequential(nn.Linear(8, 30), sl.IAFSqueeze(batch_size=1), fc2, sl.IAFSqueeze(batch_size=1))
+    lim = dict(neurons_per_core=9, output_axons_per_core=11)
+    prof = tiny_profile(cores_per_chip=128, **lim)
+    report = map_neurocore(describe(model, (8,)), prof)
+    # layer 3 is split by neurons alone (it feeds nothing): blocks of 9
+    blocks = [range(a, min(a + 9, 24)) for a in range(0, 24, 9)]
+    rows = linear_rows(fc2.weight.detach())
+    cost = [sum(any(j in rows[i] for i in b) for b in blocks) for j in range(30)]
+    # fewest contiguous cores for layer 1 with <= 9 neurons and <= 11 output axons each
+    best = [0] + [math.inf] * 30
+    for e in range(1, 31):
+        for a in range(e - 1, -1, -1):
+            if e - a > 9 or sum(cost[a:e]) > 11:
+                break
+            best[e] = min(best[e], best[a] + 1)
+    assert report.layers.loc["1", "n_cores"] == best[30]
+    layer1 = report.cores[report.cores["layer"] == "1"]
+    assert (layer1["axons_out"] <= 11).all() and layer1["axons_out"].sum() == sum(cost)
+
+
+def test_rule_output_axons_when_one_neuron_is_over():
+    # every layer-1 neuron feeds 4 cores but a core has 3 output axons: no split helps
+    prof = tiny_profile(cores_per_chip=128, neurons_per_core=10, output_axons_per_core=3)
+    model = nn.Sequential(
+        nn.Linear(20, 50),
+        sl.IAFSqueeze(batch_size=1),
+        nn.Linear(50, 40),
+        sl.IAFSqueeze(batch_size=1),
+    )
+    report = map_neurocore(describe(model, (20,)), prof)
     v = _one(report, "output_axons")
-    assert (v.layer, v.needed, v.limit) == ("1", 40, 30)
-    assert "at most 7" in v.hint
+    assert (v.layer, v.needed, v.limit) == ("1", 40, 3)
     assert report.cores.loc[report.cores["layer"] == "1", "axons_out"].tolist() == [40] * 5
-    assert report.layers.loc["1", "axons_out_max_per_core"] == 40
 
 
 def test_rule_layer_too_large_for_one_chip_reports_chips():

@@ -219,6 +219,10 @@ class Population:
     chain_sources: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
     fast: Reach | None = None
+    #: destination cores that read each neuron (flat index), once the readers are split: the
+    #: split then keeps every core's output axons within the limit
+    out_cost: np.ndarray | None = None
+    _out_prefix: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _syn: np.ndarray | None = None
 
     @property
@@ -254,6 +258,17 @@ class Population:
                 np.zeros((b, k), np.int64) if g is None else np.rint(g.numpy()).astype(np.int64)
             )
         return out
+
+    def out_axons(self, order: str, a: int, e: int) -> int:
+        """Output axons of neurons ``[a, e)`` in ``order`` (0 before the readers are split)."""
+        if self.out_cost is None:
+            return 0
+        pre = self._out_prefix.get(order)
+        if pre is None:
+            pre = np.zeros(self.n + 1, np.int64)
+            np.cumsum(self.out_cost[self.order(order)], out=pre[1:])
+            self._out_prefix[order] = pre
+        return int(pre[e] - pre[a])
 
     def order(self, name: str) -> np.ndarray:
         """Neuron indices (flat ``(C, *spatial)`` indices) in partition order ``name``."""
@@ -761,12 +776,13 @@ _LUTS: dict[CoreLimits, _RowBits] = {}
 
 
 def _use(pop: Population, a: int, e: int, axons: int, bits: int, synapses: int,
-         lim: CoreLimits, touched: Callable[[], dict[str, np.ndarray | None]]) -> CoreUse:
+         lim: CoreLimits, touched: Callable[[], dict[str, Any]], order: str) -> CoreUse:
     k = e - a
     ok = (
         (lim.neurons is None or k <= lim.neurons)
         and (lim.axons_in is None or axons <= lim.axons_in)
         and (lim.synapse_bits is None or bits <= lim.synapse_bits)
+        and (lim.axons_out is None or pop.out_axons(order, a, e) <= lim.axons_out)
     )
     return CoreUse(pop.name, a, e, k, axons, bits, synapses, ok, touched)
 
@@ -787,7 +803,7 @@ def _evaluate(
             bits = got.sparse_bits
             if lim.overhead_bits > 0 and got.axons:
                 bits = min(bits, got.axons * lut.dense(e - a))
-            out.append(_use(pop, a, e, got.axons, bits, got.synapses, lim, got.touched))
+            out.append(_use(pop, a, e, got.axons, bits, got.synapses, lim, got.touched, order))
         return out
     n = pop.n
     masks = torch.zeros(len(blocks), n)
@@ -809,6 +825,7 @@ def _evaluate(
                 int(allc.sum()),
                 lim,
                 lambda hit=hit: hit,
+                order,
             )
         )
     return result
@@ -1137,9 +1154,18 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
     # --- partition each population, keeping the order that needs fewer cores
     parts: dict[str, tuple[str, list[CoreUse]]] = {}
     singles: dict[str, CoreUse] = {}
+    readers = _ReaderCount(pops) if lim.axons_out is not None else None
     with progress.bar(sum(p.n for p in pops), f"mapping onto {chip}", "neuron") as shown:
-        for pop in pops:
+        # readers first: a layer's output axons depend on how the layers it feeds are split
+        for pop in reversed(pops):
+            if readers is not None:
+                pop.out_cost = readers.cost(pop.name)
+                if pop.out_cost is not None and int(pop.out_cost.max(initial=0)) > lim.axons_out:
+                    pop.out_cost = None  # one neuron alone is over: reported by the rule below
             _partition_population(pop, lim, parts, singles, notes)
+            if readers is not None and pop.name in parts:
+                for c in parts[pop.name][1]:
+                    readers.add(c.inputs(), pop.name)
             shown.update(pop.n)
 
     # --- global core numbering and chips
@@ -1370,6 +1396,39 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
     return report
 
 
+class _ReaderCount:
+    """How many cores read each neuron of each population (its output axons), accumulated as
+    the reading populations are split."""
+
+    def __init__(self, pops: Sequence[Population]) -> None:
+        self.n = {p.name: p.n for p in pops}
+        self.flat: dict[str, np.ndarray] = {}
+        self.by_pos: dict[str, tuple[np.ndarray, int]] = {}
+
+    def add(self, reads: Mapping[str, Any], reader: str) -> None:
+        for src, touch in reads.items():
+            if src not in self.n or src == reader:  # a layer's own recurrent reads are not known yet
+                continue
+            if isinstance(touch, PlaneTouch):
+                per, _ = self.by_pos.setdefault(src, (np.zeros(touch.plane, np.int64), touch.channels))
+                per[touch.positions] += 1
+            else:
+                flat = self.flat.setdefault(src, np.zeros(self.n[src], np.int64))
+                if touch is None:
+                    flat += 1
+                else:
+                    flat[touch] += 1
+
+    def cost(self, name: str) -> np.ndarray | None:
+        if name not in self.flat and name not in self.by_pos:
+            return None
+        out = self.flat.get(name, np.zeros(self.n[name], np.int64))
+        if name in self.by_pos:
+            per, channels = self.by_pos[name]
+            out = out + np.tile(per, channels)
+        return out
+
+
 class _AxonTally:
     """Output axons (destination cores of every source neuron) and (source neuron, remote
     chip) pairs, from what each core reads. Cores are numbered chip by chip, so one chip's
@@ -1584,7 +1643,19 @@ def _output_axon_rule(
     for layer, rows in by_layer.items():
         worst = max(rows, key=lambda r: r["axons_out"])
         per_neuron = int(out_axons[layer].max())
-        k = max(1, lim.axons_out // max(per_neuron, 1))
+        k = lim.axons_out // max(per_neuron, 1)
+        if k == 0:
+            hint = (
+                f"a neuron of `{layer}` feeds {per_neuron} cores > {lim.axons_out} output axons "
+                "per core, so no split of it helps: make the layers it feeds use fewer, fuller "
+                f"cores (at most {lim.axons_out})"
+            )
+        else:
+            hint = (
+                f"a neuron of `{layer}` reaches up to {per_neuron} destination cores: put at "
+                f"most {k} of its neurons per core (set limits.neurons_per_core={k}) or make the "
+                "next layer use fewer, fuller cores"
+            )
         out.append(
             Violation(
                 layer,
@@ -1593,9 +1664,7 @@ def _output_axon_rule(
                 lim.axons_out,
                 f"`{layer}`: output axons {worst['axons_out']:,} > {lim.axons_out:,} per core "
                 f"(core {worst['core']}; {len(rows)} core(s) over) ({profile.name})",
-                f"a neuron of `{layer}` reaches up to {per_neuron} destination cores: put at most "
-                f"{k} of its neurons per core (set limits.neurons_per_core={k}) or make the next "
-                "layer use fewer, fuller cores",
+                hint,
             )
         )
     return out
