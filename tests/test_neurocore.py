@@ -289,6 +289,38 @@ def test_pool_folded_into_conv_matches_brute_force(lim):
             assert (c.neurons, c.axons_in, c.synapse_bits) == block_needs(seq[c.start : c.end], lim)
 
 
+@pytest.mark.parametrize("zero_frac", [0.3, 0.0])  # sparse, and dense (a uniform kernel)
+@pytest.mark.parametrize("case", CONV_CASES[:3])
+def test_population_axons_count_input_positions(case, zero_frac):
+    """With conv population axons a core's input axons are the input positions it reads (all
+    channels of a position share one axon); fewest cores checked by brute force."""
+    cin, cout, hw, k, s, p, d, g = case
+    conv = sparse_conv(cin, cout, k, stride=s, padding=p, dilation=d, groups=g, seed=sum(case),
+                       zero_frac=zero_frac)  # fmt: skip
+    model = nn.Sequential(conv, sl.IAFSqueeze(batch_size=1))
+    pop = population(model, (cin, hw, hw), "1")
+    rows = conv_rows(conv.weight.detach(), (cin, hw, hw), (s, s), (p, p), (d, d), g)
+    lim = dict(neurons_per_core=7, input_axons_per_core=12, conv_population_axons=True)
+    climits = core_limits(tiny_profile(cores_per_chip=128, **lim))
+    assert climits.population_axons
+
+    def positions(block):
+        return len({src % (hw * hw) for r in block for src in r})
+
+    for order in ("C,H,W", "H,W,C"):
+        seq = ordered(rows, pop.shape, order)
+        cores = partition(pop, climits, order)
+        for c in cores:
+            assert c.axons_in == positions(seq[c.start : c.end])
+        best = [0] + [math.inf] * len(seq)
+        for e in range(1, len(seq) + 1):
+            for a in range(e - 1, -1, -1):
+                if e - a > 7 or positions(seq[a:e]) > 12:
+                    break
+                best[e] = min(best[e], best[a] + 1)
+        assert len(cores) == best[-1], order
+
+
 def test_linear_partition_matches_brute_force():
     torch.manual_seed(1)
     fc = nn.Linear(30, 23)

@@ -84,6 +84,12 @@ LIMITS: dict[str, FigureSpec] = {
         "int", False, "most inputs one neuron may read (TrueNorth: the 256 axons of its core)"
     ),
     "crossbar_binary": FigureSpec("bool", False, "synapses are 1-bit crossbar connections"),
+    "conv_population_axons": FigureSpec(
+        "bool",
+        False,
+        "convolutions use population axons: one input axon per input position, the channel "
+        "travels with the spike",
+    ),
     "chips_max": FigureSpec("int", False, "most chips a system offers; absent = not checked"),
     "timestep_s": FigureSpec("number", False, "length of one time step (global tick)"),
 }
@@ -135,6 +141,7 @@ class CoreLimits:
     row_header_bits: int = 0
     row_synapses: int | None = None
     word_bits: int = 1
+    population_axons: bool = False
 
     @property
     def partitionable(self) -> bool:
@@ -155,6 +162,7 @@ def core_limits(profile: ChipProfile) -> CoreLimits:
         row_header_bits=int(profile.limit("synapse_row_header_bits", 0)),
         row_synapses=profile.limit("synapse_row_synapses"),
         word_bits=max(1, int(profile.limit("synapse_word_bits", 1))),
+        population_axons=bool(profile.limit("conv_population_axons", False)),
     )
 
 
@@ -803,7 +811,8 @@ def _evaluate(
             bits = got.sparse_bits
             if lim.overhead_bits > 0 and got.axons:
                 bits = min(bits, got.axons * lut.dense(e - a))
-            out.append(_use(pop, a, e, got.axons, bits, got.synapses, lim, got.touched, order))
+            axons = got.population_axons if lim.population_axons else got.axons
+            out.append(_use(pop, a, e, axons, bits, got.synapses, lim, got.touched, order))
         return out
     n = pop.n
     masks = torch.zeros(len(blocks), n)

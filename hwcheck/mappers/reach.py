@@ -103,12 +103,17 @@ def count_summary(
 
 class BlockCounts:
     """What a block reads: ``axons``, ``synapses``, ``sparse_bits`` and, on demand
-    (:meth:`touched`), the source elements read per source."""
+    (:meth:`touched`), the source elements read per source. ``population_axons`` counts a
+    convolution's inputs by position (all channels of one position share an axon), the way
+    population axons carry them."""
 
-    __slots__ = ("axons", "synapses", "sparse_bits", "_touch")
+    __slots__ = ("axons", "synapses", "sparse_bits", "population_axons", "_touch")
 
-    def __init__(self, axons: int, synapses: int, sparse_bits: int, touch: list) -> None:
+    def __init__(
+        self, axons: int, synapses: int, sparse_bits: int, population_axons: int, touch: list
+    ) -> None:
         self.axons, self.synapses, self.sparse_bits = axons, synapses, sparse_bits
+        self.population_axons = population_axons
         self._touch = touch  # (source, term, state) for each term
 
     def touched(self) -> dict[str, np.ndarray | PlaneTouch | None]:
@@ -419,7 +424,12 @@ class ConvTerm:
             hit = self._cache[key] = (*self._compute(boxes, by * sy, bx * sx), {})
         summary = hit[4].get(id(lut))
         if summary is None:
-            summary = hit[4][id(lut)] = count_summary(hit[0].reshape(-1), self._copies, 0, lut)
+            acc = hit[0]
+            positions = int(np.count_nonzero(acc.any(axis=0))) if acc.size else 0
+            summary = hit[4][id(lut)] = (
+                *count_summary(acc.reshape(-1), self._copies, 0, lut),
+                positions,
+            )
         return summary, (hit, by * sy, bx * sx)
 
     def touched(self, state: tuple) -> np.ndarray | PlaneTouch:
@@ -579,7 +589,8 @@ class LinearTerm:
 
     def counts(self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]) -> tuple:
         if self.side == "dense":
-            return count_summary(e - a, self.mult, self.n_v, lut), None
+            got = count_summary(e - a, self.mult, self.n_v, lut)
+            return (*got, got[0]), None
         perm = self.perm_of(order) if self.perm_of is not None else None
         contiguous = perm is None or order == "C,H,W"
 
@@ -597,7 +608,8 @@ class LinearTerm:
             got = stored(a, e)
         self._run = (order, a, e, got)
         acc = got if self.side == "ones" else (e - a) - got
-        return count_summary(acc, self.mult, self.n_v, lut), acc
+        got = count_summary(acc, self.mult, self.n_v, lut)
+        return (*got, got[0]), acc
 
     def touched(self, acc: np.ndarray | None) -> np.ndarray | None:
         return self.members(None if acc is None else np.flatnonzero(acc))
@@ -624,15 +636,15 @@ class Reach:
     def block(self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]) -> BlockCounts:
         if len(self.terms) == 1:
             t = self.terms[0]
-            (ax, syn, bits), state = t.counts(order, a, e, lut)
-            return BlockCounts(ax, syn, bits, [(t.source, t, state)])
-        axons = synapses = bits = 0
+            (ax, syn, bits, pop), state = t.counts(order, a, e, lut)
+            return BlockCounts(ax, syn, bits, pop, [(t.source, t, state)])
+        axons = synapses = bits = pops = 0
         touch = []
         for t in self.terms:
-            (ax, syn, bi), state = t.counts(order, a, e, lut)
-            axons, synapses, bits = axons + ax, synapses + syn, bits + bi
+            (ax, syn, bi, pop), state = t.counts(order, a, e, lut)
+            axons, synapses, bits, pops = axons + ax, synapses + syn, bits + bi, pops + pop
             touch.append((t.source, t, state))
-        return BlockCounts(axons, synapses, bits, touch)
+        return BlockCounts(axons, synapses, bits, pops, touch)
 
 
 def pooled_members(pool: ConvMap, n_src: int) -> tuple[np.ndarray, Callable] | None:
