@@ -8,6 +8,8 @@ synapses, synapse bits and the same set of source elements read.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import sinabs.layers as sl
@@ -18,6 +20,11 @@ from hwcheck.graph import describe
 from hwcheck.mappers.neurocore import _evaluate, build_populations, core_limits, partition
 from hwcheck.mappers.reach import box_split, flat_indices
 from hwcheck.profiles import load_profile
+
+
+def discrete(profile: str):
+    """The profile's core limits with discrete axons (what the general map counts)."""
+    return replace(core_limits(load_profile(profile)), population_axons=False)
 
 
 def iaf() -> nn.Module:
@@ -164,7 +171,7 @@ def test_closed_form_reach_equals_the_general_map(name):
     assert all(p.fast is not None for p in pops), [p.name for p in pops if p.fast is None]
     rng = np.random.default_rng(len(name))
     for profile in ("loihi", "truenorth"):
-        lim = core_limits(load_profile(profile))
+        lim = discrete(profile)
         for pop in pops:
             _check(pop, lim, rng)
 
@@ -188,7 +195,7 @@ def test_recurrent_layer_has_a_closed_form():
     pops, _, _ = build_populations(graph)
     pop = next(p for p in pops if p.name.endswith("lif"))
     assert pop.fast is not None and pop.name in pop.sources
-    _check(pop, core_limits(load_profile("loihi")), np.random.default_rng(1))
+    _check(pop, discrete("loihi"), np.random.default_rng(1))
 
 
 def test_concatenation_uses_the_general_map_and_still_partitions():
@@ -228,7 +235,7 @@ def test_shifted_blocks_reuse_counts_exactly(stride):
     )  # fmt: skip
     pops, _, _ = build_populations(describe(model, (3, 14, 13)))
     assert all(p.fast is not None for p in pops)
-    lim = core_limits(load_profile("loihi"))
+    lim = discrete("loihi")
     for pop in pops:
         fast = pop.fast
         for order in ("C,H,W", "H,W,C"):
