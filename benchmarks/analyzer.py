@@ -27,6 +27,15 @@ Usage::
 
     python benchmarks/analyzer.py             # full run (20 timed rounds, 1 vs 20 batches)
     python benchmarks/analyzer.py --quick     # 20 time steps, 3 rounds, 1 vs 5 batches
+    python benchmarks/analyzer.py --suite     # the workload table of issue 10 (see below)
+    python benchmarks/analyzer.py --suite --quick   # the same, smaller (5 rounds, no T = 100)
+
+``--suite`` times, on one torch thread, 7 workloads (a Squeeze CNN at T = 5, 20, 100, four times
+wider, 10 batches in one call, as an ANN with ReLU at B = 16, and a LIF 700-256-256-20 MLP) in
+six ways: a plain forward, ``hwcheck.analyze(model, x)`` (graph from the trace cache), the same
+with ``graph=`` prebuilt, an attached ``ActivityCounter``, sinabs' ``SNNAnalyzer`` and
+``sinabs.hooks``, and prints each one's median ratio to the plain forward with the goals of
+issue 10 (<= 1.25x at T = 5, <= 1.10x at T >= 20, never slower than SNNAnalyzer).
 """
 
 from __future__ import annotations
@@ -395,6 +404,188 @@ def measure_memory(steps: int, n_batches: int, threads: int) -> pd.DataFrame:
     ).loc[list(VARIANTS)]
 
 
+# --------------------------------------------------------------------------- workload suite
+#
+# The issue-10 table: ratio of each way of counting to a plain forward pass, on workloads of
+# several sizes. Each variant runs on its own deep copy of the workload's model; rounds are
+# interleaved (rotated order, one warm-up round) and each round's time is divided by the same
+# round's plain forward, so slow phases of a shared machine cancel; the table shows the median
+# of those ratios. Times are process CPU time (one torch thread: the same as wall time on an idle
+# machine, but not inflated by other processes on a busy one).
+
+SUITE_P = 0.1  # input event density of the suite's workloads
+SUITE_VARIANTS = ("plain", "hwcheck.analyze", "prebuilt graph", "counter attached",
+                  "sinabs.SNNAnalyzer", "sinabs.hooks")  # fmt: skip
+# goals of issue 10 for hwcheck.analyze(model, x): ratio to plain by time steps
+SUITE_GOALS = {5: 1.25, 20: 1.10, 100: 1.10}
+
+
+def _seeded(model: nn.Module, gain: float, seed: int = SEED) -> nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * gain / m.weight[0].numel() ** 0.5)
+    return model.eval()
+
+
+def squeeze_cnn(batch: int, width: int = 1, spiking: bool = True) -> nn.Module:
+    """The suite's CNN: 2x128x128 input, 8-64 channels (x ``width``), 6 weight layers, sum/avg
+    pools; ``IAFSqueeze`` after each weight layer, or ReLU (``spiking=False``)."""
+    import sinabs.layers as sl
+
+    def act() -> nn.Module:
+        return sl.IAFSqueeze(batch_size=batch, min_v_mem=-1.0) if spiking else nn.ReLU()
+
+    c = [8 * width, 16 * width, 32 * width, 64 * width]
+    model = nn.Sequential(
+        nn.Conv2d(2, c[0], 2, stride=2, bias=False), act(),  # c0 x 64 x 64
+        nn.Conv2d(c[0], c[1], 3, padding=1, bias=False), act(), sl.SumPool2d(2),  # c1 x 32 x 32
+        nn.Conv2d(c[1], c[2], 3, padding=1, bias=False), act(), sl.SumPool2d(2),  # c2 x 16 x 16
+        nn.Conv2d(c[2], c[3], 3, padding=1, bias=False), act(), nn.AvgPool2d(2),  # c3 x 8 x 8
+        nn.Flatten(), nn.Linear(c[3] * 64, 128, bias=False), act(), nn.Linear(128, 10, bias=False), act(),
+    )  # fmt: skip
+    return _seeded(model, 2.0)
+
+
+def lif_mlp() -> nn.Module:
+    """700-256-256-20 with sinabs LIF neurons, (batch, time, 700) input (SHD-like)."""
+    import sinabs.layers as sl
+
+    model = nn.Sequential(
+        nn.Linear(700, 256, bias=False), sl.LIF(tau_mem=20.0),
+        nn.Linear(256, 256, bias=False), sl.LIF(tau_mem=20.0),
+        nn.Linear(256, 20, bias=False), sl.LIF(tau_mem=20.0),
+    )  # fmt: skip
+    return _seeded(model, 3.0)
+
+
+def suite_workloads(quick: bool = False) -> dict[str, tuple[nn.Module, list[torch.Tensor], int | None]]:
+    """name -> (model, batches of one call, time steps or None for an ANN)."""
+    gen = torch.Generator().manual_seed(SEED + 3)
+
+    def events(*shape: int) -> torch.Tensor:
+        return (torch.rand(*shape, generator=gen) < SUITE_P).float()
+
+    b = 2
+    out: dict[str, tuple[nn.Module, list[torch.Tensor], int | None]] = {}
+    for t in (5, 20) if quick else (5, 20, 100):
+        out[f"T = {t}"] = (squeeze_cnn(b), [events(b * t, *INPUT_SHAPE)], t)
+    out["width x4, T = 20"] = (squeeze_cnn(b, width=4), [events(b * 20, *INPUT_SHAPE)], 20)
+    out["10 batches in one call, T = 20"] = (squeeze_cnn(b), [events(b * 20, *INPUT_SHAPE) for _ in range(10)], 20)
+    analog = torch.rand(16, *INPUT_SHAPE, generator=gen) * events(16, *INPUT_SHAPE)
+    out["ANN conv/relu B = 16"] = (squeeze_cnn(16, spiking=False), [analog], None)
+    t = 20 if quick else 100
+    out[f"LIF 700-256-256-20, T = {t}"] = (lif_mlp(), [events(b, t, 700)], t)
+    return out
+
+
+def suite_variants(model: nn.Module, batches: list[torch.Tensor]) -> dict[str, Callable[[], Any]]:
+    """One callable per variant, each on its own copy of ``model``; every call covers all
+    ``batches`` (resetting neuron states before each) and reads out what the variant counts."""
+    import sinabs.layers as sl
+
+    import hwcheck
+
+    data: Any = batches[0] if len(batches) == 1 else batches
+    spiking = any(isinstance(m, sl.StatefulLayer) for m in model.modules())
+
+    def forward_all(m: nn.Module) -> None:
+        for x in batches:
+            reset_states(m)
+            m(x)
+
+    out: dict[str, Callable[[], Any]] = {}
+    m_plain = copy.deepcopy(model)
+    out["plain"] = lambda: forward_all(m_plain)
+    m_an = copy.deepcopy(model)
+    # an Analysis holds every figure (raw sums); its tables are presentation, not counting
+    out["hwcheck.analyze"] = lambda: hwcheck.analyze(m_an, data, progress=False)
+    m_g = copy.deepcopy(model)
+    g = hwcheck.describe(m_g, tuple(batches[0].shape[-len(INPUT_SHAPE) :]) if batches[0].dim() == 4 else (700,))
+    out["prebuilt graph"] = lambda: hwcheck.analyze(m_g, data, graph=g, progress=False)
+    m_c = copy.deepcopy(model)
+    counter = hwcheck.ActivityCounter(m_c, hwcheck.describe(m_c, g.input_shape), dt=1e-3)
+    counter.attach()
+    out["counter attached"] = lambda: forward_all(m_c)
+    if spiking:
+        from sinabs import hooks
+        from sinabs.synopcounter import SNNAnalyzer
+
+        m_s = copy.deepcopy(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            analyzer = SNNAnalyzer(m_s, dt=1.0)
+
+        def sinabs_analyzer() -> Any:
+            forward_all(m_s)
+            return analyzer.get_model_statistics(average=True)
+
+        out["sinabs.SNNAnalyzer"] = sinabs_analyzer
+        m_h = copy.deepcopy(model)
+        hooks.register_synops_hooks(m_h, dt=1e-3)
+        neurons = [m for m in m_h.modules() if isinstance(m, sl.StatefulLayer)]
+        for m in neurons:
+            m.register_forward_hook(hooks.firing_rate_hook)
+
+        def sinabs_hooks() -> Any:
+            total: Any = 0.0
+            rates = [0.0] * len(neurons)
+            for x in batches:  # the hooks overwrite their values: keep totals over batches
+                reset_states(m_h)
+                m_h(x)
+                total = total + m_h.hook_data["total_synops_per_timestep"]
+                rates = [r + float(m.hook_data["firing_rate"]) for r, m in zip(rates, neurons)]
+            return float(total), rates
+
+        out["sinabs.hooks"] = sinabs_hooks
+    return out
+
+
+def measure_suite(rounds: int, quick: bool = False) -> pd.DataFrame:
+    """Median ratio to the plain forward pass of every variant on every workload."""
+    rows = []
+    for name, (model, batches, steps) in suite_workloads(quick).items():
+        variants = suite_variants(model, batches)
+        keys = list(variants)
+        times: dict[str, list[float]] = {k: [] for k in keys}
+        with torch.no_grad():
+            for k in range(rounds + 1):  # round 0 is the warm-up
+                for v in keys[k % len(keys) :] + keys[: k % len(keys)]:
+                    gc.collect()
+                    t0 = time.process_time()
+                    variants[v]()
+                    dt = time.process_time() - t0
+                    if k > 0:
+                        times[v].append(dt)
+        row: dict[str, Any] = {"workload": name, "steps": steps, "plain_ms": statistics.median(times["plain"]) * 1e3}
+        for v in SUITE_VARIANTS[1:]:
+            row[v] = (
+                statistics.median(a / p for a, p in zip(times[v], times["plain"])) if v in times else float("nan")
+            )
+        rows.append(row)
+        print(f"# {name}: done", file=sys.stderr, flush=True)
+    return pd.DataFrame(rows).set_index("workload")
+
+
+def suite_verdicts(table: pd.DataFrame) -> list[str]:
+    out = []
+    for name, r in table.iterrows():
+        hw = r["hwcheck.analyze"]
+        steps = r["steps"]
+        if steps is not None and not pd.isna(steps):
+            goal = SUITE_GOALS.get(int(steps), SUITE_GOALS[20] if steps >= 20 else SUITE_GOALS[5])
+            ok = hw <= goal
+            out.append(f"[{'PASS' if ok else 'FAIL'}] {name}: hwcheck.analyze {hw:.2f}x plain (goal <= {goal:.2f})")
+        sin = r["sinabs.SNNAnalyzer"]
+        if not pd.isna(sin):
+            ok = hw <= sin
+            out.append(
+                f"[{'PASS' if ok else 'FAIL'}] {name}: hwcheck.analyze {hw:.2f}x vs sinabs SNNAnalyzer {sin:.2f}x (goal: no slower)"
+            )
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -441,6 +632,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument(
+        "--suite",
+        action="store_true",
+        help="the issue-10 workload table: ratio to a plain forward of hwcheck.analyze (with and "
+        "without a prebuilt graph), an attached counter and sinabs, on 7 workloads (1 torch thread)",
+    )
     p.add_argument("--child", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -458,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(variant, n, steps)))
         return 0
 
+    if args.suite:
+        return run_suite(args)
     rounds = args.repeats or (3 if args.quick else 20)
     n_batches = args.batches or (5 if args.quick else 20)
     import sinabs
@@ -504,6 +703,31 @@ def main(argv: list[str] | None = None) -> int:
         f"# total benchmark time {time.perf_counter() - t0:.0f} s; 1-min load average "
         f"{load0:.1f} at start, {load1:.1f} at end (above {cores} means other work shared the cores)"
     )
+    return 0
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    import sinabs
+
+    torch.set_num_threads(args.threads or 1)
+    rounds = args.repeats or (5 if args.quick else 21)
+    print(
+        f"# hwcheck activity counting: ratio to a plain forward pass, {date.today().isoformat()}\n"
+        f"# machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch "
+        f"thread(s); python {platform.python_version()}, torch {torch.__version__}, sinabs "
+        f"{sinabs.__version__}\n# median over {rounds} interleaved rounds of (variant / plain) process "
+        f"time; Squeeze CNN 2x128x128, 8-64 channels, 6 weight layers, B = 2, {SUITE_P:.0%} input events"
+    )
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    table = measure_suite(rounds, quick=args.quick)
+    print()
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.drop(columns="steps").to_string(float_format=lambda v: f"{v:,.2f}", na_rep="-"))
+    print()
+    for line in suite_verdicts(table):
+        print(line)
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# 1-min load average {load0:.1f} at start, {load1:.1f} at end")
     return 0
 
 

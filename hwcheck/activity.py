@@ -25,8 +25,9 @@ time window; a multi-spike value n counts as n events):
 from __future__ import annotations
 
 import math
+import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,125 +90,221 @@ LAYER_COLUMNS = [
 ]
 
 
-_BLOCK = 1 << 20  # elements per block of the float64 row sums (8 MiB of float64)
-_EXACT_ROWS = 4096  # row sums of up to this many values in [0, 1] round by < 2**-29 in float64
+_BLOCK = 1 << 18  # elements per block of a scratch pass (1 MiB of float32, 2 MiB of float64)
+_FIRST = 1 << 14  # first block of a whole-number test: analog data fail it at once
+_SMALL = 1 << 14  # tensors this small take the reductions with the fewest calls
+_F32_EXACT = 2**24  # float32 holds every whole number below this
+
+
+class _Scratch:
+    """Work buffers reused by every pass: a reduction that needs a temporary (a comparison, a
+    float64 copy) writes block by block into these instead of allocating a full-size tensor. On
+    a CPU a fresh large tensor costs page faults that take longer than the arithmetic; a reused
+    block of at most :data:`_BLOCK` elements stays in cache. One per thread (:func:`_scratch`),
+    kept between analyses; memory: a few MiB per dtype and device, independent of the data."""
+
+    __slots__ = ("_bufs", "_ones")
+
+    def __init__(self) -> None:
+        self._bufs: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+        self._ones: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
+
+    def buf(self, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``n`` (<= _BLOCK) elements of scratch, contents undefined."""
+        key = (dtype, device)
+        b = self._bufs.get(key)
+        if b is None or b.numel() < n:
+            b = self._bufs[key] = torch.empty(min(max(n, 2 * (0 if b is None else b.numel())), _BLOCK), dtype=dtype, device=device)
+        return b[:n]
+
+    def ones(self, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        key = (n, dtype, device)
+        o = self._ones.get(key)
+        if o is None:
+            o = self._ones[key] = torch.ones(n, dtype=dtype, device=device)
+        return o
+
+
+_THREAD = threading.local()
+
+
+def _scratch() -> _Scratch:
+    """This thread's scratch buffers (counters in other threads never share them)."""
+    s = getattr(_THREAD, "scratch", None)
+    if s is None:
+        s = _THREAD.scratch = _Scratch()
+    return s
+
+
+def _blocks(flat: torch.Tensor, first: int = _BLOCK) -> Iterator[torch.Tensor]:
+    """Consecutive slices of a 1-d tensor: ``first`` elements, then :data:`_BLOCK` at a time."""
+    n, pos, size = flat.numel(), 0, min(first, _BLOCK)
+    while pos < n:
+        yield flat[pos : pos + size]
+        pos += size
+        size = _BLOCK
 
 
 class _TensorStats:
     """Reductions of one tensor, each computed at most once per forward pass.
 
     A spiking layer's output is usually the next layer's input, and the model input is the first
-    layer's input: their hooks need the same sums, so they are shared here (keyed by tensor
-    identity and version, dropped at the end of the pass). The reductions avoid full-size
-    temporaries where they can: on a CPU, a freshly allocated large tensor costs page faults
-    that take longer than the arithmetic.
+    layer's input: their hooks need the same figures, so they are shared here (keyed by tensor
+    identity and version, dropped at the end of the pass). Every figure comes from as few passes
+    over the tensor as the data allow:
+
+    * ``minmax`` -- ``amin`` and ``amax`` (two vectorised passes; ``aminmax`` is not vectorised
+      on CPUs);
+    * ``colsum`` -- the sum over the leading (batch/time) rows, from which a counter takes events
+      in, synops and effective synops per position (dot products with fan-out maps) and spikes
+      out. Whole numbers whose sums stay below 2**24 are summed in float32 (exact) by one
+      matrix-vector product; other data in float64, block by block through a scratch buffer;
+    * ``whole`` -- every value a whole number (``frac`` into scratch, stopping at the first
+      block that is not: analog data cost one small block); it decides float32 sums and 0/1
+      (``binary``) inputs, and only runs where ``minmax`` cannot decide;
+    * ``nnz`` -- nonzero count (``ne`` into float32 scratch and a sum; ``count_nonzero`` does
+      not vectorise), only where a figure needs it (neuron updates).
     """
 
-    __slots__ = ("ref", "version", "_minmax", "_colsum", "_abs_colsum", "_nnz", "_binary", "integral")
+    __slots__ = ("ref", "version", "integral", "scratch", "_minmax", "_colsum", "_abs_colsum", "_nnz", "_whole")
 
-    def __init__(self, t: torch.Tensor) -> None:
+    def __init__(self, t: torch.Tensor, scratch: _Scratch | None = None) -> None:
         self.ref = weakref.ref(t)
+        self.version = t._version
         # set for spike tensors (outputs of spiking layers): every value is a whole count
         self.integral = False
-        self.version = t._version
-        self._minmax: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.scratch = scratch if scratch is not None else _scratch()
+        self._minmax: tuple[float, float] | None = None
         self._colsum: dict[int, torch.Tensor] = {}
         self._abs_colsum: dict[int, torch.Tensor] = {}
-        self._nnz: torch.Tensor | None = None
-        self._binary: bool | None = None
+        self._nnz: float | None = None
+        self._whole: bool | None = None
 
-    def minmax(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(min, max) as float64 scalars, in one pass."""
+    def minmax(self, t: torch.Tensor) -> tuple[float, float]:
+        """(min, max) as Python floats (NaN if any value is NaN); (0, 0) for an empty tensor."""
         if self._minmax is None:
-            if t.is_floating_point():
-                lo, hi = torch.aminmax(t)
-            else:
-                lo, hi = t.min(), t.max()
-            self._minmax = (lo.to(torch.float64), hi.to(torch.float64))
+            n = t.numel()
+            if not n:
+                self._minmax = (0.0, 0.0)
+            elif t.is_floating_point() and n > _SMALL:
+                self._minmax = (float(torch.amin(t)), float(torch.amax(t)))
+            else:  # one call: the per-call cost outweighs the pass
+                lo, hi = torch.aminmax(t) if t.is_floating_point() else (t.min(), t.max())
+                self._minmax = (float(lo), float(hi))
         return self._minmax
 
-    def colsum(self, t: torch.Tensor, features: int) -> torch.Tensor:
-        """Sum over the leading (batch/time) rows: float64 vector of ``features`` entries.
+    def finite(self, t: torch.Tensor) -> bool:
+        lo, hi = self.minmax(t)
+        return math.isfinite(lo) and math.isfinite(hi)
 
-        Spike counts (``integral``) whose sums stay below 2**24 are summed in float32, which is
-        exact for whole numbers. Otherwise, on a CPU, blocks of rows are copied to float64 and
-        summed by a matrix-vector product with ones (``sum(dim, dtype=float64)`` walks the tensor
-        without vectorising and is ~10x slower); elsewhere ``sum(dtype=float64)``.
-        """
+    def whole(self, t: torch.Tensor) -> bool:
+        """True when every value is a whole number (and finite)."""
+        if self._whole is None:
+            if not self.finite(t):
+                self._whole = False
+            elif not t.is_floating_point():
+                self._whole = True
+            elif not t.is_contiguous():
+                f = torch.frac(t)
+                self._whole = float(torch.amax(f)) == 0 and float(torch.amin(f)) == 0
+            else:
+                signed = self.minmax(t)[0] < 0
+                self._whole = True
+                for blk in _blocks(t.reshape(-1), _FIRST if t.numel() > _BLOCK else _BLOCK):
+                    f = torch.frac(blk, out=self.scratch.buf(blk.numel(), t.dtype, t.device))
+                    if float(torch.amax(f)) != 0 or (signed and float(torch.amin(f)) != 0):
+                        self._whole = False
+                        break
+        return self._whole
+
+    def binary(self, t: torch.Tensor) -> bool:
+        """True when every value is exactly 0 or 1."""
+        lo, hi = self.minmax(t)
+        if not (0 <= lo and hi <= 1):  # the common multi-spike / analog case (and NaN)
+            return False
+        if hi == 0 or lo == 1:  # all zeros or all ones
+            return True
+        if hi < 1 or lo > 0:  # a value strictly between 0 and 1
+            return False
+        return self.whole(t)
+
+    def _exact_f32(self, t: torch.Tensor, rows: int) -> bool:
+        """float32 column sums of this tensor are exact: whole numbers whose column sums stay
+        below 2**24. Spike counts (``integral``) are taken as whole."""
+        if t.dtype != torch.float32 or not self.finite(t):
+            return False
+        lo, hi = self.minmax(t)
+        if max(abs(lo), abs(hi)) * rows >= _F32_EXACT:
+            return False
+        return self.integral or self.whole(t)
+
+    def colsum(self, t: torch.Tensor, features: int) -> torch.Tensor:
+        """Sum over the leading (batch/time) rows: float64 vector of ``features`` entries."""
         c = self._colsum.get(features)
         if c is None:
-            rows = t.numel() // max(features, 1)
-            t2 = t.reshape(rows, features)
-            if self.integral and t.dtype == torch.float32 and self._exact_f32(t, rows):
-                # whole counts whose column sums stay below 2**24: float32 sums are exact
-                c = t2.sum(0).to(torch.float64)
-            elif t.device.type == "cpu" and t.is_floating_point() and rows > 1:
-                c = torch.zeros(features, dtype=torch.float64)
-                step = max(1, _BLOCK // max(features, 1))
-                ones = torch.ones(min(step, rows), dtype=torch.float64)
-                buf = None if t.dtype == torch.float64 else torch.empty(len(ones), features, dtype=torch.float64)
-                for block in t2.split(step):
-                    b = block if buf is None else buf[: len(block)].copy_(block)
-                    c.addmv_(b.t(), ones[: len(block)])
-            else:
-                c = t2.sum(0, dtype=torch.float64)
-            self._colsum[features] = c
+            c = self._colsum[features] = self._sum_rows(t, features, absolute=False)
         return c
 
     def abs_colsum(self, t: torch.Tensor, features: int) -> torch.Tensor:
         """Column sums of ``|t|``: events are magnitudes (a spike of -1 is one event). The same
         as :meth:`colsum` -- no extra pass -- when no value is negative."""
-        if float(self.minmax(t)[0]) >= 0:
+        if not self.minmax(t)[0] < 0:
             return self.colsum(t, features)
         c = self._abs_colsum.get(features)
         if c is None:
-            ta = t.abs()
-            a = _TensorStats(ta)
-            a.integral = self.integral
-            c = self._abs_colsum[features] = a.colsum(ta, features)
+            c = self._abs_colsum[features] = self._sum_rows(t, features, absolute=True)
         return c
 
-    def _exact_f32(self, t: torch.Tensor, rows: int) -> bool:
-        lo, hi = (float(v) for v in self.minmax(t))
-        return max(abs(lo), abs(hi)) * rows < 2**24
+    def _sum_rows(self, t: torch.Tensor, features: int, absolute: bool) -> torch.Tensor:
+        features = max(features, 1)
+        rows = t.numel() // features
+        t2 = t.reshape(rows, features)
+        if rows <= 1 or t.dtype == torch.float64 or t.device.type != "cpu" or not t.is_floating_point():
+            return (t2.abs() if absolute else t2).sum(0, dtype=torch.float64)
+        exact = self._exact_f32(t, rows)
+        if exact and not absolute:  # one float32 matrix-vector product, exact for whole numbers
+            return torch.mv(t2.t(), self.scratch.ones(rows, t.dtype, t.device)).to(torch.float64)
+        # through scratch, block by block: |x| in float32 (whole numbers), else a float64 copy
+        dtype = torch.float32 if exact else torch.float64
+        c = torch.zeros(features, dtype=torch.float64, device=t.device)
+        if features > _BLOCK:  # long rows: column pieces of one row at a time
+            for row in t2:
+                for j in range(0, features, _BLOCK):
+                    piece = row[j : j + _BLOCK]
+                    b = self.scratch.buf(piece.numel(), dtype, t.device).copy_(piece)
+                    c[j : j + _BLOCK].add_(b.abs_() if absolute else b)
+            return c
+        step = _BLOCK // features
+        ones = self.scratch.ones(min(step, rows), dtype, t.device)
+        for block in t2.split(step):
+            b = self.scratch.buf(block.numel(), dtype, t.device).view(block.shape)
+            b.copy_(block)
+            if absolute:
+                b.abs_()
+            o = ones[: len(block)]
+            if exact:
+                c.add_(torch.mv(b.t(), o))
+            else:
+                c.addmv_(b.t(), o)
+        return c
 
-    def nnz(self, t: torch.Tensor) -> torch.Tensor:
+    def nnz(self, t: torch.Tensor) -> float:
+        """Number of nonzero values."""
         if self._nnz is None:
-            self._nnz = torch.count_nonzero(t).to(torch.float64)
+            if t.numel() <= _SMALL or not t.is_floating_point() or not t.is_contiguous() or t.device.type != "cpu":
+                self._nnz = float(torch.count_nonzero(t))
+            else:
+                n = 0.0
+                for blk in _blocks(t.reshape(-1)):
+                    # float32 counts of <= 2**20 ones are exact
+                    n += float(torch.ne(blk, 0, out=self.scratch.buf(blk.numel(), torch.float32, t.device)).sum())
+                self._nnz = n
         return self._nnz
 
-    def binary(self, t: torch.Tensor) -> bool:
-        """True when every value is exactly 0 or 1."""
-        if self._binary is None:
-            lo, hi = (float(v) for v in self.minmax(t))
-            if lo < 0 or hi > 1:
-                self._binary = False  # the common multi-spike / analog case: no further pass
-            elif hi == 0 or lo == 1:
-                self._binary = True
-            else:  # all values in [0, 1]: binary iff every nonzero value is exactly 1
-                self._binary = self._binary_in_unit_range(t)
-        return self._binary
 
-    def _binary_in_unit_range(self, t: torch.Tensor) -> bool:
-        """0/1 test of a tensor with values in [0, 1], from its float64 row sums when known.
-
-        0/1 data give integral row sums that add up to the number of nonzeros. A value in (0, 1)
-        is at least 2**-24 below 1 (float32; more for 16-bit floats), and with <= 4096 rows the
-        float64 rounding of a row sum stays below 2**-29: its row sum is then non-integral or
-        at least 1 below its count of nonzeros. Otherwise: count the exact ones (a temporary).
-        """
-        if t.dtype in (torch.float32, torch.float16, torch.bfloat16):
-            for features, c in self._colsum.items():
-                if t.numel() // features <= _EXACT_ROWS:
-                    if not torch.equal(c, c.round()):
-                        return False
-                    return bool(c.sum() == self.nnz(t))
-        return bool(self.nnz(t) == torch.count_nonzero(t == 1))
-
-
-def _absmax(minmax: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def _absmax(minmax: tuple[float, float]) -> float:
     lo, hi = minmax
-    return torch.maximum(hi, -lo)
+    return max(hi, -lo)
 
 
 def shape_str(shape: tuple[int, ...]) -> str:
@@ -415,6 +512,7 @@ class ActivityCounter:
         self.driven = False
         # recurrent weights inside a neuron layer: called once per step inside the layer
         self.inner = {n.module for n in graph if "recurrent_of" in n.attrs}
+        self._scratch = _scratch()
         self._plan()
         self.reset()
 
@@ -428,7 +526,10 @@ class ActivityCounter:
             self._fanout_cast = {}
             return
         self._compute_plan()
-        keep = ("calls", "event_point", "point_shape", "fanout", "fanout_nz", "points", "spike_nodes", "feature_numel")
+        keep = (
+            "calls", "event_point", "point_shape", "fanout", "fanout_nz", "points", "spike_nodes",
+            "feature_numel", "pre_todo", "fan_rows",
+        )  # fmt: skip
         self.graph.__dict__["_counter_plan"] = {k: self.__dict__[k] for k in keep}
 
     def _compute_plan(self) -> None:
@@ -473,12 +574,26 @@ class ActivityCounter:
         self.feature_numel = {
             n.name: max(math.prod(n.in_shape), 1) for n in g.by_kind("conv", "linear")
         }
+        # what each layer's pre-hook counts at its input: (event point shape or None, "weights" /
+        # "neurons" / None); layers absent count nothing there
+        self.pre_todo: dict[str, tuple[tuple[int, ...] | None, str | None]] = {}
+        for n in g:
+            kind = {"conv": "weights", "linear": "weights", "spiking": "neurons", "neuron": "neurons"}.get(n.kind)
+            point = self.point_shape.get(n.name)
+            if kind is not None or point is not None:
+                self.pre_todo[n.name] = (point, kind)
+        # per weight layer, one matrix: its events, synops and effective synops are the product
+        # of it with the event point's column sums
+        self.fan_rows = {
+            w: torch.stack([torch.ones_like(f), f, self.fanout_nz[w]]).reshape(3, -1)
+            for w, f in self.fanout.items()
+        }
 
     def reset(self) -> None:
         """Zero every counter (hooks stay in place)."""
         self.n_samples = 0
         self.n_steps_total = 0
-        self._input_acc: torch.Tensor | None = None
+        self._input_acc = 0.0  # model input events, summed
         self.point_acc: dict[str, torch.Tensor] = {}
         self.acc: dict[str, dict[str, Any]] = {n.name: {} for n in self.graph}
         # per-neuron sums over batch and time (only with per_neuron=True): name -> (in, out)
@@ -505,9 +620,10 @@ class ActivityCounter:
             return
         self.handles.append(self.model.register_forward_pre_hook(self._model_pre_hook))
         self.handles.append(self.model.register_forward_hook(self._model_post_hook))
-        for module in self.calls:
+        for module, names in self.calls.items():
             self.handles.append(module.register_forward_pre_hook(self._pre_hook))
-            self.handles.append(module.register_forward_hook(self._post_hook))
+            if names[0] in self.spike_nodes:  # only their outputs are counted
+                self.handles.append(module.register_forward_hook(self._post_hook))
 
     def detach(self) -> None:
         for h in self.handles:
@@ -519,7 +635,7 @@ class ActivityCounter:
         """The shared reductions of ``t`` for this pass (see :class:`_TensorStats`)."""
         st = self._seen.get(id(t))
         if st is None or st.ref() is not t or st.version != t._version:
-            st = self._seen[id(t)] = _TensorStats(t)
+            st = self._seen[id(t)] = _TensorStats(t, self._scratch)
         return st
 
     def _model_post_hook(self, module: Any, args: tuple, output: Any) -> None:
@@ -552,6 +668,7 @@ class ActivityCounter:
         self._call_count = {}
         self._live = []
         self._seen = {}
+        self._scratch = _scratch()  # this pass's thread's
         self._pass_open = True
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is None:
@@ -567,12 +684,10 @@ class ActivityCounter:
             lead = min(2 if self.layout in ("BT", "TB") else 1, x.dim())
             features = math.prod(x.shape[lead:])
             st = self._stats(x)
-            if x.is_floating_point() and x.numel():
-                lo, hi = st.minmax(x.detach())
-                if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
-                    raise ValueError("the input holds NaN or infinite values; events must be finite numbers")
-            total = st.abs_colsum(x.detach(), features).sum()
-        self._input_acc = total if self._input_acc is None else self._input_acc + total
+            xd = x.detach()
+            if x.is_floating_point() and x.numel() and not st.finite(xd):
+                raise ValueError("the input holds NaN or infinite values; events must be finite numbers")
+            self._input_acc += float(st.abs_colsum(xd, features).sum())
 
     def _node_of(self, module: Any) -> str:
         k = self._call_count.get(module, 0)
@@ -588,60 +703,70 @@ class ActivityCounter:
             )
         return names[k]
 
-    def _add(self, name: str, key: str, value: torch.Tensor | float) -> None:
-        acc = self.acc[name]
-        acc[key] = value if key not in acc else acc[key] + value
-
-    def _max(self, name: str, key: str, value: torch.Tensor) -> None:
-        acc = self.acc[name]
-        acc[key] = value if key not in acc else torch.maximum(acc[key], value)
-
     def _pre_hook(self, module: Any, args: tuple) -> None:
         name = self._node_of(module)
-        # the post hook of this call needs the same name: remember it on a stack
-        self._stack.append(name)
-        node = self.graph[name]
-        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if name in self.spike_nodes:
+            # the post hook of this call needs the same name: remember it on a stack
+            self._stack.append(name)
+        todo = self.pre_todo.get(name)
+        grad = torch.is_grad_enabled()
+        if todo is None and not grad:
+            return  # nothing is counted at this layer's input
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else next(
+            (a for a in args if isinstance(a, torch.Tensor)), None
+        )
         if x is None:
             return
-        xd = x.detach()
-        with torch.no_grad():
-            st = self._stats(x)
-            if name in self.points:
-                shape = self.point_shape[name]
-                if tuple(xd.shape[xd.dim() - len(shape):]) != shape:
-                    raise RuntimeError(
-                        f"layer '{name}' got input of shape {tuple(xd.shape)}, but the layer graph "
-                        f"was built for features {shape}; analyse inputs of one feature shape"
-                    )
-                summed = st.abs_colsum(xd, math.prod(shape)).reshape(shape)
-                prev = self.point_acc.get(name)
-                self.point_acc[name] = summed if prev is None else prev + summed
-            if node.kind in ("conv", "linear"):
-                rows = xd.numel() // self.feature_numel[name]
-                dense = float(node.synapses) * rows
-                self._add(name, "acs" if st.binary(xd) else "macs", dense)
-                self._add(name, "ops_dense", dense)
-                self._max(name, "in_max_per_step", _absmax(st.minmax(xd)))
-            elif node.kind in ("spiking", "neuron"):
-                self._add(name, "neuron_updates_event", st.nnz(xd))
-                rows = xd.numel() // max(node.neurons, 1)
-                self._add(name, "neuron_updates", float(node.neurons * rows))
-                if self.per_neuron:
-                    colsum = st.colsum(xd, math.prod(node.in_shape))
-                    self._add_neuron(self.neuron_in, name, colsum, node.in_shape)
+        st = self._stats(x)
+        if todo is not None:
+            if grad:
+                with torch.no_grad():
+                    self._count_input(name, todo, st, x.detach())
+            else:
+                self._count_input(name, todo, st, x)
         # differentiable synops of this pass, for weight layers whose events enter here
         # (also when x needs no grad: the value must be the whole pass's synops; the terms of
         # later layers still carry gradients to the weights through x)
-        if torch.is_grad_enabled() and name in self.points:
+        if grad and name in self.points:
             shape = self.point_shape[name]
             lead = tuple(range(x.dim() - len(shape)))
-            xa = x.abs() if float(self._stats(x).minmax(xd)[0]) < 0 else x
+            xa = x.abs() if st.minmax(x.detach())[0] < 0 else x
             xs = xa.sum(dim=lead) if lead else xa
             for w, point in self.event_point.items():
                 if point == name:
                     fan = self._fanout_as(w, xs)
                     self._live.append((xs * fan).sum() / max(self._live_samples, 1))
+
+    def _count_input(self, name: str, todo: tuple, st: _TensorStats, x: torch.Tensor) -> None:
+        """What a layer's input contributes (``x`` detached, gradients off)."""
+        shape, kind = todo
+        acc = self.acc[name]
+        if shape is not None:  # an event point: sums per input position
+            if x.shape[x.dim() - len(shape) :] != shape:
+                raise RuntimeError(
+                    f"layer '{name}' got input of shape {tuple(x.shape)}, but the layer graph "
+                    f"was built for features {shape}; analyse inputs of one feature shape"
+                )
+            summed = st.abs_colsum(x, math.prod(shape))
+            prev = self.point_acc.get(name)
+            if prev is None:  # a copy: the sum stays shared with other layers in this pass
+                self.point_acc[name] = summed.clone()
+            else:
+                prev.add_(summed)
+        if kind == "weights":
+            dense = float(self.graph.nodes[name].synapses) * (x.numel() // self.feature_numel[name])
+            key = "acs" if st.binary(x) else "macs"
+            acc[key] = acc.get(key, 0.0) + dense
+            acc["ops_dense"] = acc.get("ops_dense", 0.0) + dense
+            acc["in_max_per_step"] = max(acc.get("in_max_per_step", 0.0), _absmax(st.minmax(x)))
+        elif kind == "neurons":
+            node = self.graph.nodes[name]
+            acc["neuron_updates_event"] = acc.get("neuron_updates_event", 0.0) + st.nnz(x)
+            rows = x.numel() // max(node.neurons, 1)
+            acc["neuron_updates"] = acc.get("neuron_updates", 0.0) + float(node.neurons * rows)
+            if self.per_neuron:
+                colsum = st.colsum(x, math.prod(node.in_shape))
+                self._add_neuron(self.neuron_in, name, colsum, node.in_shape)
 
     def _fanout_as(self, w: str, like: torch.Tensor) -> torch.Tensor:
         """Fan-out map of ``w`` in the dtype and on the device of ``like`` (cached: training
@@ -658,27 +783,34 @@ class ActivityCounter:
         name = self._stack.pop()
         if name not in self.spike_nodes:
             return
-        node = self.graph[name]
         out = output
         while isinstance(out, (tuple, list)) and out:
             out = out[0]
         if not isinstance(out, torch.Tensor):
             return
-        with torch.no_grad():
-            od = out.detach()
-            st = self._stats(out)
-            if node.kind == "spiking":
-                st.integral = True  # spike counts (a surrogate gradient changes only backward)
-            features = math.prod(node.out_shape)
-            if features == 0 or od.numel() % features:
-                features = 1  # not the traced feature shape: the total is still right
-            colsum = st.abs_colsum(od, features)
-            self._add(name, "spikes_out", colsum.sum())
-            self._max(name, "out_max_per_step", _absmax(st.minmax(od)))
-            if node.kind == "activation":
-                self._add(name, "neuron_updates", float(od.numel()))
-            if self.per_neuron:
-                self._add_neuron(self.neuron_out, name, colsum, node.out_shape)
+        st = self._stats(out)
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                self._count_output(name, st, out.detach())
+        else:
+            self._count_output(name, st, out)
+
+    def _count_output(self, name: str, st: _TensorStats, out: torch.Tensor) -> None:
+        """What a spiking (or activation) layer's output contributes (``out`` detached)."""
+        node = self.graph.nodes[name]
+        acc = self.acc[name]
+        if node.kind == "spiking":
+            st.integral = True  # spike counts (a surrogate gradient changes only backward)
+        features = math.prod(node.out_shape)
+        if features == 0 or out.numel() % features:
+            features = 1  # not the traced feature shape: the total is still right
+        colsum = st.abs_colsum(out, features)
+        acc["spikes_out"] = acc.get("spikes_out", 0.0) + float(colsum.sum())
+        acc["out_max_per_step"] = max(acc.get("out_max_per_step", 0.0), _absmax(st.minmax(out)))
+        if node.kind == "activation":
+            acc["neuron_updates"] = acc.get("neuron_updates", 0.0) + float(out.numel())
+        if self.per_neuron:
+            self._add_neuron(self.neuron_out, name, colsum, node.out_shape)
 
     @staticmethod
     def _add_neuron(
@@ -704,18 +836,15 @@ class ActivityCounter:
             if node.kind in ("conv", "linear"):
                 pacc = self.point_acc.get(self.event_point[node.name])
                 if pacc is not None:
-                    fan = self.fanout[node.name].to(pacc.device)
-                    fan_nz = self.fanout_nz[node.name].to(pacc.device)
-                    row["events_in"] = float(pacc.sum())
-                    row["synops"] = float((pacc * fan).sum())
-                    row["synops_effective"] = float((pacc * fan_nz).sum())
+                    fans = self.fan_rows[node.name].to(pacc.device)
+                    row["events_in"], row["synops"], row["synops_effective"] = torch.mv(fans, pacc).tolist()
             raw[node.name] = row
         return Analysis(
             graph=self.graph,
             dt=self.dt,
             n_samples=self.n_samples,
             n_steps_total=self.n_steps_total,
-            input_events=float(self._input_acc) if self._input_acc is not None else 0.0,
+            input_events=self._input_acc,
             raw=raw,
         )
 

@@ -1,0 +1,166 @@
+"""analyze() reuses one trace and one counter plan per model structure and input shape.
+
+A second ``analyze(model, x)`` on an unchanged model must not trace again nor rebuild the fan-out
+maps, and must give the same figures as an analysis from a fresh trace; any change of the model
+(a replaced layer, another weight shape, weights edited in place) must trace again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import sinabs.layers as sl
+import torch
+from conftest import init_weights, spikes
+from torch import nn
+
+import hwcheck
+import hwcheck.activity
+import hwcheck.graph
+
+B, T = 2, 4
+NUMERIC = [
+    "events_in", "spikes_out", "synops", "synops_effective", "ops_dense", "macs", "acs",
+    "neuron_updates", "neuron_updates_event", "firing_rate", "in_max_per_step", "out_max_per_step",
+]  # fmt: skip
+
+
+def squeeze_snn() -> nn.Sequential:
+    return init_weights(
+        nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1, bias=False),
+            sl.IAFSqueeze(batch_size=B),
+            sl.SumPool2d(2),
+            nn.Conv2d(4, 4, 3, bias=False),
+            sl.IAFSqueeze(batch_size=B),
+            nn.Flatten(),
+            nn.Linear(4 * 2 * 2, 3, bias=False),
+            sl.IAFSqueeze(batch_size=B),
+        ),
+        seed=1,
+    )
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a.index) == list(b.index)
+    for col in NUMERIC:
+        np.testing.assert_array_equal(a[col].to_numpy(float), b[col].to_numpy(float), err_msg=col)
+
+
+@pytest.fixture
+def traces(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every real trace (cache miss) of this test, in order."""
+    calls: list[Any] = []
+    real = hwcheck.graph._describe
+
+    def counting(model: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(model)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(hwcheck.graph, "_describe", counting)
+    return calls
+
+
+@pytest.fixture
+def fanout_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every fan-out map the counters build (the counter plan), in order."""
+    calls: list[int] = []
+    real = hwcheck.activity.chain_fanout_map
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hwcheck.activity, "chain_fanout_map", counting)
+    return calls
+
+
+def test_second_analyze_reuses_trace_and_plan(traces: list[Any], fanout_builds: list[int]) -> None:
+    model = squeeze_snn()
+    x1 = spikes((B * T, 2, 8, 8), 1, max_value=1)
+    x2 = spikes((B * T, 2, 8, 8), 2, max_value=1)
+    a1 = hwcheck.analyze(model, x1)
+    n_traces, n_fans = len(traces), len(fanout_builds)
+    assert n_traces >= 1 and n_fans == 6  # 3 weight layers x (all, nonzero)
+    a2 = hwcheck.analyze(model, x2)
+    assert len(traces) == n_traces, "a second analyze() of the same model traced again"
+    assert len(fanout_builds) == n_fans, "a second analyze() rebuilt the fan-out maps"
+    assert a2.graph is a1.graph
+    # the same data gives the same figures from the cached trace as from a fresh one
+    fresh = hwcheck.describe(model, (2, 8, 8), cache=False)
+    _same(hwcheck.analyze(model, x2).layers, hwcheck.analyze(model, x2, graph=fresh).layers)
+    _same(a2.layers, hwcheck.analyze(model, x2, graph=fresh).layers)
+
+
+def test_other_input_shape_is_its_own_trace(traces: list[Any]) -> None:
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, bias=False), nn.ReLU())
+    small, large = torch.rand(4, 2, 6, 6), torch.rand(4, 2, 9, 9)
+    g_small = hwcheck.analyze(model, small).graph
+    g_large = hwcheck.analyze(model, large).graph
+    assert g_small is not g_large and g_large.input_shape == (2, 9, 9)
+    n = len(traces)
+    assert hwcheck.analyze(model, small).graph is g_small  # both stay cached
+    assert hwcheck.analyze(model, large).graph is g_large
+    assert len(traces) == n
+
+
+def test_replaced_layer_is_traced_again(traces: list[Any]) -> None:
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 3, max_value=1)
+    before = hwcheck.analyze(model, x)
+    n = len(traces)
+    # same shapes, another module object with other weights
+    model[3] = init_weights(nn.Conv2d(4, 4, 3, bias=False), seed=7)
+    after = hwcheck.analyze(model, x)
+    assert len(traces) > n and after.graph is not before.graph
+    assert after.graph["3"].module is model[3]
+    fresh = hwcheck.describe(model, (2, 8, 8), cache=False)
+    _same(after.layers, hwcheck.analyze(model, x, graph=fresh).layers)
+
+
+def test_changed_weight_shape_is_traced_again(traces: list[Any]) -> None:
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 4, max_value=1)
+    hwcheck.analyze(model, x)
+    n = len(traces)
+    # a wider last layer, swapped in as a new weight on the same module
+    lin = model[6]
+    lin.weight = nn.Parameter(torch.rand(5, 16))
+    lin.out_features = 5
+    after = hwcheck.analyze(model, x)
+    assert len(traces) > n
+    assert after.graph["6"].out_shape == (5,) and after.graph["6"].synapses == 5 * 16
+    fresh = hwcheck.describe(model, (2, 8, 8), cache=False)
+    _same(after.layers, hwcheck.analyze(model, x, graph=fresh).layers)
+
+
+def test_weights_edited_in_place_give_new_effective_synops(traces: list[Any]) -> None:
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 5, max_value=1)
+    before = hwcheck.analyze(model, x).layers
+    n = len(traces)
+    with torch.no_grad():
+        model[0].weight[:, 0] = 0.0  # half the first layer's synapses are now zero
+    after = hwcheck.analyze(model, x)
+    assert len(traces) > n
+    fresh = hwcheck.describe(model, (2, 8, 8), cache=False)
+    _same(after.layers, hwcheck.analyze(model, x, graph=fresh).layers)
+    row0 = after.layers.loc["0"]
+    assert row0["synops"] == before.loc["0", "synops"]
+    assert row0["synops_effective"] < before.loc["0", "synops_effective"]
+
+
+def test_cached_analysis_equals_uncached_on_many_batches() -> None:
+    model = squeeze_snn()
+    data = [spikes((B * T, 2, 8, 8), 10 + i, max_value=2) for i in range(4)]
+    cached = hwcheck.analyze(model, data, progress=False)
+    again = hwcheck.analyze(model, data, progress=False)
+    fresh = hwcheck.analyze(
+        model, data, progress=False, graph=hwcheck.describe(model, (2, 8, 8), cache=False)
+    )
+    _same(cached.layers, again.layers)
+    _same(cached.layers, fresh.layers)
+    assert cached.input_events == fresh.input_events
