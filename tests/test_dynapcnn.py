@@ -735,3 +735,27 @@ def test_cross_check_agrees_with_sinabs():
     for model, shape in ((nine_layer(), (2, 128, 128)), (sinabs_cnn(), (2, 128, 128))):
         out = samna_cross_check(model, "speck2f", shape)
         assert isinstance(out, CrossCheck) and out.agree, str(out)
+
+
+class _MergedMaps(nn.Module):
+    """Two 4x6x6 maps, flattened and added by a sinabs Merge, read by one Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.s1 = nn.Conv2d(2, 4, 3, padding=1, bias=False), sl.IAFSqueeze(batch_size=1)
+        self.c2, self.s2 = nn.Conv2d(2, 4, 3, padding=1, bias=False), sl.IAFSqueeze(batch_size=1)
+        self.f1, self.f2 = nn.Flatten(), nn.Flatten()
+        self.merge = sl.Merge()
+        self.fc, self.s3 = nn.Linear(4 * 6 * 6, 16, bias=False), sl.IAFSqueeze(batch_size=1)
+
+    def forward(self, x):
+        a, b = self.f1(self.s1(self.c1(x))), self.f2(self.s2(self.c2(x)))
+        return self.s3(self.fc(self.merge(a, b)))
+
+
+def test_linear_after_a_merge_of_maps_runs_as_a_conv_over_the_map():
+    # the chip runs the Linear as a 6x6 kernel over 4 channels (as sinabs sizes it):
+    # c_in * 2^(ceil(log2(6*6)) + ceil(log2(16))) = 4 * 2^(6 + 4) words, not a 1x1 over 144
+    report = map_dynapcnn(describe(_MergedMaps(), (2, 6, 6)), load_profile("speck2f"))
+    used = report.cores.set_index("assigned_layer").loc["fc", "kernel_used_words"]
+    assert used == 4 * 2 ** (math.ceil(math.log2(36)) + math.ceil(math.log2(16))) == 4096

@@ -260,8 +260,8 @@ def _map3(shape: Sequence[int]) -> tuple[int, int, int]:
 
 
 def _linear_map(ag: _Graph, w: LayerNode) -> tuple[tuple[int, int, int], tuple[int, ...] | None]:
-    """The map a Linear reads, before any flattening: walk back through reshapes/identities to
-    the producing node (or the model input); if its output is a (C, H, W) map with C*H*W =
+    """The map a Linear reads, before any flattening: walk back through reshapes/identities (and
+    merges, which add maps of one shape) to the producing node (or the model input); if its output is a (C, H, W) map with C*H*W =
     in_features, the Linear is a conv with kernel H x W over C channels; else a 1 x 1 kernel.
 
     The second value is the producer's shape when it holds more than ``in_features`` values
@@ -277,7 +277,8 @@ def _linear_map(ag: _Graph, w: LayerNode) -> tuple[tuple[int, int, int], tuple[i
             shape = tuple(ag.g.input_shape)
             break
         pn = ag.node(p)
-        if pn.kind in ("reshape", "identity"):
+        # a merge adds maps of one shape: the kernel is that of any of its inputs
+        if pn.kind in ("reshape", "identity", "merge"):
             cur = p
             continue
         shape = tuple(pn.out_shape)
