@@ -241,6 +241,10 @@ def _by_module(a: Analysis, per_neuron: dict) -> dict[str, _ModuleStats]:
     return out
 
 
+#: > 0 while a SynOpCounter traces the model: other counters' hooks wait for the real pass
+_TRACING = [0]
+
+
 class SynOpCounter:
     """Synaptic operations caused by the ``NeuromorphicReLU`` activations of an ANN.
 
@@ -280,8 +284,8 @@ class SynOpCounter:
         self.handles = []
 
     def _build(self, module: Any, args: tuple) -> None:
-        if self.fanouts is not None:
-            return
+        if self.fanouts is not None or _TRACING[0]:
+            return  # built, or inside another counter's tracing pass: build on the real pass
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is None:
             return
@@ -291,9 +295,11 @@ class SynOpCounter:
         hooks_backup = [(r, dict(r._forward_hooks)) for r in self.relus]
         for r in self.relus:  # do not count the tracing pass
             r._forward_hooks.clear()
+        _TRACING[0] += 1
         try:
             graph = describe(self.root, tuple(x.shape[lead:]), layout=layout)
         finally:
+            _TRACING[0] -= 1
             for r, h in hooks_backup:
                 r._forward_hooks.update(h)
         counter = ActivityCounter(self.root, graph, 1.0)

@@ -516,3 +516,25 @@ def test_compat_synopcounter_exact() -> None:
     ((got,), (theirs,)) = mine(), ref()
     assert float(got) == pytest.approx(want_lin, rel=1e-6)
     assert float(got) == pytest.approx(float(theirs), rel=1e-6)
+
+
+def test_two_synopcounters_on_one_model_agree() -> None:
+    """One counter's tracing pass must not clear or feed the other's hooks."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), sl.NeuromorphicReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 4, 3),
+        sl.NeuromorphicReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3),
+    )  # fmt: skip
+    init_weights(model, seed=12)
+    x = spikes((2, 1, 14, 14), 18, p=0.5) * 3
+    alone = hwcheck.SynOpCounter(model.modules())
+    with torch.no_grad():
+        model(x)
+    want = float(alone())
+    alone.remove()
+    first, second = hwcheck.SynOpCounter(model.modules()), hwcheck.SynOpCounter(model.modules())
+    with torch.no_grad():
+        model(x)
+    assert float(first()) == float(second()) == want > 0
+    first.remove()
+    second.remove()
+    assert not [n for n, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
