@@ -32,3 +32,6 @@ from hwcheck.check import calibrate, check, compare, report  # noqa: E402
 from hwcheck.report import Report  # noqa: E402
 
 __all__ += ["calibrate", "check", "compare", "report", "Report"]
+from hwcheck.nir_import import from_nir  # noqa: E402
+
+__all__ += ["from_nir"]

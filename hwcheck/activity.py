@@ -913,9 +913,11 @@ def analyze(
     from torch.utils.data import DataLoader
 
     from hwcheck.graph import _check_model
+    from hwcheck.nir_import import as_model
 
-    _check_model(model)
     dt = _check_dt(dt)
+    model = as_model(model, dt=dt)[0]  # a nir.NIRGraph or .nir file: taus converted at dt
+    _check_model(model)
     if data_layout == "auto" and isinstance(data, DataLoader):
         data_layout = "BT"  # collate stacks samples along dim 0
     layout = layout or (graph.layout if graph is not None else None)

@@ -18,6 +18,7 @@ from hwcheck.activity import Analysis, analyze
 from hwcheck.estimate import estimate_bandwidth, estimate_energy
 from hwcheck.graph import LayerGraph, describe
 from hwcheck.mappers.base import FitReport
+from hwcheck.nir_import import as_model
 from hwcheck.profiles import FAMILIES, ChipProfile, ProfileError, list_profiles, load_profile
 from hwcheck.progress import quiet
 from hwcheck.report import ChipResult, Report
@@ -66,6 +67,7 @@ def check(
     if graph is None:
         graph = analysis.graph if analysis is not None else None
     if graph is None:
+        model, input_shape = as_model(model, input_shape)  # a nir.NIRGraph or .nir file
         if input_shape is None:
             raise ValueError("check() needs input_shape (one sample, one time step), e.g. (2, 128, 128)")
         graph = describe(model, input_shape, layout=layout, timesteps=timesteps)
@@ -98,6 +100,7 @@ def report(
     Without data, only the static fit is reported (no energy or bandwidth).
     """
     chips = resolve_chips(chips)
+    model, input_shape = as_model(model, input_shape, dt)  # a nir.NIRGraph or .nir file
     if analysis is None and data is not None:
         analysis = analyze(model, data, dt=dt, progress=progress, layout=layout, data_layout=data_layout)
     graph = analysis.graph if analysis is not None else None

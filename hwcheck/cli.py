@@ -200,6 +200,13 @@ def load_model(spec: str, trust_pickle: bool = False) -> Any:
         raise UsageError(
             f"model not found: {spec!r} (expected pkg.module:attr, path/file.py:attr, or a model file)"
         )
+    from hwcheck.nir_import import NIRError, is_nir_source, read_nir
+
+    if is_nir_source(path):  # HDF5 content (or a .nir name): a nir.NIRGraph, made a model in _nir_model
+        try:
+            return read_nir(path)
+        except NIRError as exc:
+            raise UsageError(str(exc)) from exc
     try:
         torch.jit.load(str(path), map_location="cpu")
     except Exception:
@@ -376,7 +383,7 @@ def _run_report(args: argparse.Namespace, model: Any, data: Any, input_shape: tu
 def default_name(spec: str) -> str:
     """A report name from a model spec: ``path/mynet.py:net`` -> ``mynet-net``."""
     target, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    stem = Path(target).stem if target.endswith((".py", ".pt", ".pth")) else target.rsplit(".", 1)[-1]
+    stem = Path(target).stem if target.endswith((".py", ".pt", ".pth", ".nir")) else target.rsplit(".", 1)[-1]
     name = "-".join(p for p in (stem, attr) if p)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip(".") or "report"
     return name
@@ -387,6 +394,8 @@ def _input_shape(args: argparse.Namespace, model: Any, events: Any) -> tuple[int
     takes (Linear: 1, Conv2d: 3)."""
     if args.input_shape is not None:
         return parse_shape(args.input_shape)
+    if getattr(model, "nir_nodes", None) is not None:  # a NIR file says its input shape
+        return tuple(model.input_shape)
     if events is None:
         raise UsageError("--input-shape is needed without --data (one sample at one step, e.g. 2,128,128)")
     from hwcheck.timing import feature_rank
@@ -401,11 +410,24 @@ def _input_shape(args: argparse.Namespace, model: Any, events: Any) -> tuple[int
     return tuple(int(d) for d in events.shape[-rank:])
 
 
+def _nir_model(model: Any, args: argparse.Namespace) -> Any:
+    """A NIR graph read by :func:`load_model` as a model: taus at ``--dt``, ``--nir-convention``."""
+    from hwcheck.nir_import import NIRError, NIRModel, from_nir, is_nir_source
+
+    if isinstance(model, NIRModel) or not is_nir_source(model):
+        return model
+    shape = parse_shape(args.input_shape) if args.input_shape is not None else None
+    try:
+        return from_nir(model, args.dt, input_shape=shape, convention=getattr(args, "nir_convention", "nir"))
+    except NIRError as exc:
+        raise UsageError(f"{args.model}: {exc}") from exc
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     args.name = args.name if args.name is not None else default_name(args.model)
     if args.input_shape is not None:
         parse_shape(args.input_shape)  # a bad shape is named before the model is loaded
-    model = load_model(args.model, args.trust_pickle)
+    model = _nir_model(load_model(args.model, args.trust_pickle), args)
     events = load_data(args.data) if args.data else None
     input_shape = _input_shape(args, model, events)
     notes = [f"model: {args.model}"]
@@ -486,7 +508,7 @@ def cmd_chip(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from hwcheck.check import calibrate
 
-    model = load_model(args.model, args.trust_pickle)
+    model = _nir_model(load_model(args.model, args.trust_pickle), args)
     events = load_data(args.data) if args.data else None
     input_shape = _input_shape(args, model, events)
     if events is not None:
@@ -516,6 +538,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+
+
+def _add_nir_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nir-convention", choices=("nir", "sinabs", "snntorch", "norse"), default="nir",
+                   help="a .nir MODEL: how its equations are stepped (default nir: taus in seconds at --dt, "
+                   "forward Euler); sinabs: taus in steps, exact decay, multi-spike; snntorch: dt 0.1 ms, "
+                   "delayed reset; norse: reset to zero (see README, 'Checking a NIR file')")
 
 
 def _add_run_options(p: argparse.ArgumentParser, chip_required: bool) -> None:
@@ -573,7 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--timesteps 100 --input-rate 200 --dt 1ms\n"
         "  hwcheck check mynet.py:net --chip all --input-shape 16 --data events.npy   (your file.py:attr)",
     )
-    p.add_argument("model", help="pkg.module:attr, file.py:attr or pickled model")
+    p.add_argument("model", help="pkg.module:attr, file.py:attr, a .nir file (NIR graph) or pickled model")
+    _add_nir_option(p)
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="one sample at one time step, e.g. 2,128,128 (default: from --data)")
     src = p.add_mutually_exclusive_group()
@@ -632,6 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="user measurement", help="what was measured, how (goes into the source)")
     p.add_argument("--out", required=True, metavar="FILE.toml", help="where to write the calibrated profile")
     p.add_argument("--trust-pickle", action="store_true")
+    _add_nir_option(p)
     p.set_defaults(func=cmd_calibrate)
     return parser
 

@@ -402,7 +402,7 @@ def model_signature(model: Any) -> tuple:
 
 def describe(
     model: Any,
-    input_shape: tuple[int, ...] | list[int],
+    input_shape: tuple[int, ...] | list[int] | None = None,
     layout: str | None = None,
     *,
     timesteps: int | None = None,
@@ -411,12 +411,15 @@ def describe(
 ) -> LayerGraph:
     """Build the :class:`LayerGraph` of ``model`` for one input sample of ``input_shape``.
 
-    Graphs are cached per model, input shape, layout and model signature
-    (:func:`model_signature`): a second call on an unchanged model costs no trace. A cached graph
-    is shared; treat it as read-only. ``cache=False`` always traces.
+    ``model`` may also be a ``nir.NIRGraph`` or a ``.nir`` file (:mod:`hwcheck.nir_import`),
+    whose input shape is the default. Graphs are cached per model, input shape, layout and model
+    signature (:func:`model_signature`): a second call on an unchanged model costs no trace. A
+    cached graph is shared; treat it as read-only. ``cache=False`` always traces.
     """
     from hwcheck.layers import REGISTRY_VERSION
+    from hwcheck.nir_import import as_model
 
+    model, input_shape = as_model(model, input_shape)
     _check_model(model)
     key = (
         REGISTRY_VERSION[0],
@@ -504,7 +507,8 @@ def _describe(
         # the loop walks dim 0 of a (T, B, ...) input
         graph.layout = "TB"
         notes.append("forward() loops over dim 0 of its input: read as time-first (T, B, ...)")
-    graph.notes[:0] = notes
+    graph.notes[:0] = notes + list(getattr(model, "hwcheck_notes", ()))  # e.g. how a NIR file was read
+    graph.warnings += list(getattr(model, "hwcheck_warnings", ()))
     return graph
 
 

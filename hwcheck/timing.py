@@ -96,6 +96,8 @@ def infer_layout(model: Any) -> str:
     A time loop inside ``forward()`` cannot be seen from the modules; :func:`hwcheck.describe`
     recognises it while tracing and turns ``"B"`` into ``"TB"`` when the loop walks dim 0.
     """
+    if getattr(model, "hwcheck_layout", None) in LAYOUTS:  # a model that says (hwcheck.nir_import)
+        return model.hwcheck_layout
     sl = _sinabs_layers()
     mods = list(model.modules())
     if sl is not None:
