@@ -6,6 +6,7 @@ the conv output-size formula), the matcher against brute force over core permuta
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import math
@@ -14,6 +15,7 @@ from collections import OrderedDict
 
 import pytest
 import sinabs.layers as sl
+import torch
 import torch.nn as nn
 
 from hwcheck.graph import describe
@@ -32,7 +34,8 @@ from hwcheck.profiles import FAMILIES, ProfileError, load_profile
 
 
 def IAF() -> nn.Module:
-    return sl.IAFSqueeze(batch_size=1)
+    # a lower bound, as a model meant for sinabs' chip conversion has (see rule_sinabs_discretize)
+    return sl.IAFSqueeze(batch_size=1, min_v_mem=-1.0)
 
 
 def seq(*pairs: tuple[str, nn.Module]) -> nn.Sequential:
@@ -759,3 +762,93 @@ def test_linear_after_a_merge_of_maps_runs_as_a_conv_over_the_map():
     report = map_dynapcnn(describe(_MergedMaps(), (2, 6, 6)), load_profile("speck2f"))
     used = report.cores.set_index("assigned_layer").loc["fc", "kernel_used_words"]
     assert used == 4 * 2 ** (math.ceil(math.log2(36)) + math.ceil(math.log2(16))) == 4096
+
+
+# ---------------------------------------------------------------- quantisation (8-bit weights)
+
+
+def _quant(weight: torch.Tensor, threshold: float, min_v_mem: float | None = -1.0):
+    conv = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[2], bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+    spk = sl.IAFSqueeze(batch_size=1, spike_threshold=threshold, min_v_mem=min_v_mem)
+    report = map_dynapcnn(describe(nn.Sequential(conv, spk), (weight.shape[1], 8, 8)), load_profile("speck2f"))
+    return {v.rule: v for v in report.violation_list}
+
+
+def _rms_error(w: torch.Tensor, scale: float) -> float:
+    """By hand: the weights as the chip stores them (round(w * scale)) against the model's."""
+    wd = w.double()
+    return float((torch.round(wd * scale) / scale - wd).norm() / wd.norm())
+
+
+def test_quantisation_below_at_and_above_the_state_range():
+    g = torch.Generator().manual_seed(0)
+    w = (torch.rand(4, 2, 3, 3, generator=g) * 0.6 - 0.3)
+    wmax = float(w.abs().max())
+    # threshold 1: the 8-bit weights set the scale (127 / max|w|); tiny error, no violation
+    assert _rms_error(w, 127 / wmax) < 0.02
+    assert not {"weight_quantisation", "state_range"} & set(_quant(w, 1.0))
+    # the 16-bit state range sets the scale once 32767 / threshold < 127 / max|w|
+    for thr in (300.0, 1000.0, 3000.0):
+        scale = min(127 / wmax, 32767 / thr)
+        err = _rms_error(w, scale)
+        got = _quant(w, thr)
+        if err > 0.02:
+            assert "state_range" in got and f"{100 * err:.1f}%" in got["state_range"].message, thr
+        else:
+            assert "state_range" not in got, thr
+    # a threshold so large that every weight rounds to zero is an error
+    got = _quant(w, 1e6)
+    assert got["weight_quantisation"].severity == ERROR and "every weight rounds to zero" in got["weight_quantisation"].message
+
+
+def test_outlier_weight_wastes_the_8_bit_levels():
+    w = torch.full((4, 2, 3, 3), 0.002)
+    w[0, 0, 0, 0] = 1.0
+    err = _rms_error(w, 127.0)  # small: the one large weight dominates the norm
+    assert err < 0.02 and round(0.002 * 127) == 0  # ... but every small weight rounds to 0
+    got = _quant(w, 1.0)
+    assert got["weight_quantisation"].severity == WARNING
+    msg = got["weight_quantisation"].message
+    assert f"{100 * err:.1f}%" in msg and f"{100 * 71 / 72:.0f}% of the weights become 0" in msg
+
+
+def _sinabs_discretize():
+    """sinabs' own discretize module, loaded from its file (its package __init__ imports samna)."""
+    import importlib.util
+    import os
+    import sys
+
+    import sinabs
+
+    path = os.path.join(os.path.dirname(sinabs.__file__), "backend", "dynapcnn", "discretize.py")
+    if not os.path.isfile(path):
+        pytest.skip("sinabs has no backend/dynapcnn/discretize.py")
+    spec = importlib.util.spec_from_file_location("_sinabs_discretize", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("_sinabs_discretize", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("min_v_mem", [None, -1.0])
+def test_sinabs_discretize_pitfall_agrees_with_sinabs(min_v_mem):
+    """sinabs' discretize run for real: without min_v_mem it rounds every small weight to zero,
+    and hwcheck warns exactly then."""
+    disc = _sinabs_discretize()
+    g = torch.Generator().manual_seed(1)
+    w = torch.rand(4, 2, 3, 3, generator=g) * 0.6 - 0.3
+    conv = nn.Conv2d(2, 4, 3, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(w)
+    spk = sl.IAF(spike_threshold=1.0, min_v_mem=min_v_mem)
+    c2, _ = disc.discretize_conv_spike_(copy.deepcopy(conv), copy.deepcopy(spk), to_int=False)
+    zeroed = float((c2.weight == 0).sum()) / c2.weight.numel()
+    model = nn.Sequential(conv, sl.IAFSqueeze(batch_size=1, spike_threshold=1.0, min_v_mem=min_v_mem))
+    report = map_dynapcnn(describe(model, (2, 8, 8)), load_profile("speck2f"))
+    warned = [v for v in report.violation_list if v.rule == "sinabs_discretize"]
+    if min_v_mem is None:
+        assert zeroed == 1.0 and warned and "100%" in warned[0].message
+    else:
+        assert zeroed < 0.1 and not warned

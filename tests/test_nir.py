@@ -403,7 +403,9 @@ def test_sinabs_squeeze_conv_export_counts_and_verdicts_agree(tmp_path: Path) ->
     for chip in ("speck2f", "loihi", "xylo-audio2"):
         f_ref, f_nir = hwcheck.check(net, chip, (2, 16, 16)), hwcheck.check(m, chip)
         assert f_ref.fits == f_nir.fits
-        assert sorted(f_ref.violations["rule"]) == sorted(f_nir.violations["rule"])
+        # sinabs_discretize concerns converting the sinabs model with sinabs' own tools only
+        ref_rules = sorted(r for r in f_ref.violations["rule"] if r != "sinabs_discretize")
+        assert ref_rules == sorted(f_nir.violations["rule"])
 
 
 def _snntorch_exporter():

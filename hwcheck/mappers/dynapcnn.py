@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import torch
 
 from hwcheck.graph import INPUT, LayerGraph, LayerNode
 from hwcheck.mappers.base import ERROR, WARNING, FitReport, Violation
@@ -1113,12 +1114,154 @@ def rule_dvs_channels(layer: ChipLayer, ctx: _Ctx) -> list[Violation]:
     ]
 
 
+#: Relative RMS weight error, and fraction of nonzero weights rounded to zero, above which the
+#: quantisation rules warn.
+QUANT_WARN = 0.02
+ZERO_WARN = 0.10
+
+
+def _fit_scale(values: torch.Tensor, bits: int) -> float:
+    """The largest factor by which ``values`` still fit signed ``bits``-bit integers."""
+    hi, lo = float(values.max()), float(values.min())
+    out = math.inf
+    if hi > 0:
+        out = min(out, (2 ** (bits - 1) - 1) / hi)
+    if lo < 0:
+        out = min(out, 2 ** (bits - 1) / -lo)
+    return out
+
+
+def rule_quantisation(layer: ChipLayer, ctx: _Ctx) -> list[Violation]:
+    """Weights, bias and thresholds as the chip stores them: one scale per layer that fits the
+    weights (and bias) in ``weight_bits`` and the threshold and lower state bound in
+    ``state_bits`` (sinabs' ``discretize``: a missing ``min_v_mem`` is the state's lower end);
+    the weights then round to integers. Warns with the error where it is large; every weight
+    rounding to zero is an error."""
+    if not layer.is_core or layer.weight is None:
+        return []
+    w = getattr(layer.weight.module, "weight", None)
+    if not isinstance(w, torch.Tensor) or not w.numel() or not w.is_floating_point():
+        return []
+    wb, sb = int(ctx.lim("weight_bits", 8)), int(ctx.lim("state_bits", 16))
+    w = w.detach().double()
+    scale_w = _fit_scale(w, wb)
+    b = getattr(layer.weight.module, "bias", None)
+    if isinstance(b, torch.Tensor) and b.numel():
+        scale_w = min(scale_w, _fit_scale(b.detach().double(), wb))
+    attrs = layer.spiking.attrs if layer.spiking is not None else {}
+    thr = attrs.get("threshold")
+    low = attrs.get("min_v_mem")
+    # without a lower bound the state's floor is the chip's integer floor: no constraint
+    state = [float(v) for v in (thr, low) if isinstance(v, (int, float))]
+    scale_s = _fit_scale(torch.tensor(state, dtype=torch.float64), sb) if state else math.inf
+    floor = "none" if low is None else f"{float(low):g}"
+    scale = min(scale_w, scale_s)
+    if not math.isfinite(scale) or not bool((w != 0).any()):
+        return []
+    q = torch.round(w * scale) / scale
+    err = float(torch.linalg.vector_norm(q - w) / torch.linalg.vector_norm(w))
+    nz = w != 0
+    zeroed = float(((q == 0) & nz).sum()) / float(nz.sum())
+    levels = int(round(float(w.abs().max()) * scale))
+    if zeroed == 1.0:
+        why = (f"the {sb}-bit state range (threshold {thr}, lower bound {floor}) limits the scale to {scale:.3g}"
+               if scale_s < scale_w else f"the scale is {scale:.3g}")
+        return [
+            _v(
+                layer.name,
+                "weight_quantisation",
+                "all weights 0",
+                f"{wb}-bit weights",
+                f"every weight rounds to zero on chip: {why}, and the largest weight "
+                f"{float(w.abs().max()):.3g} becomes {levels}",
+                "scale the weights up and the threshold with them (the ratio is what matters)",
+            )
+        ]
+    if err <= QUANT_WARN and zeroed <= ZERO_WARN:
+        return []
+    if scale_s < scale_w:
+        return [
+            _v(
+                layer.name,
+                "state_range",
+                f"{100 * err:.1f}% weight error",
+                f"<= {100 * QUANT_WARN:.0f}%",
+                f"the {sb}-bit state range (threshold {thr}, lower bound {floor}) limits the "
+                f"weight scale to {scale:.3g}: weights use only +-{levels} of +-{2 ** (wb - 1) - 1} "
+                f"levels, RMS error {100 * err:.1f}%, {100 * zeroed:.0f}% of the weights become 0",
+                f"scale weights and threshold up together so the weights span the {wb}-bit range",
+                WARNING,
+            )
+        ]
+    return [
+        _v(
+            layer.name,
+            "weight_quantisation",
+            f"{100 * err:.1f}% weight error",
+            f"<= {100 * QUANT_WARN:.0f}%",
+            f"{wb}-bit weights (scale {scale:.3g}, largest weight {float(w.abs().max()):.3g} -> "
+            f"{levels}): RMS error {100 * err:.1f}%, {100 * zeroed:.0f}% of the weights become 0",
+            "train with quantisation-aware training, or clip outlier weights so the rest use "
+            "more of the levels",
+            WARNING,
+        )
+    ]
+
+
+def _sinabs_zeroed(layer: ChipLayer, ctx: _Ctx) -> float | None:
+    """Fraction of the nonzero weights that sinabs' ``discretize`` (what
+    ``DynapcnnNetwork(discretize=True)`` runs) rounds to zero when the spiking layer has no
+    ``min_v_mem``: it then takes the lower bound as -2**15, which caps the scale at 1."""
+    if not layer.is_core or layer.weight is None or layer.spiking is None:
+        return None
+    if layer.spiking.attrs.get("min_v_mem", 0.0) is not None or "IAF" not in layer.spiking.type_name:
+        return None  # sinabs converts IAF layers only
+    w = getattr(layer.weight.module, "weight", None)
+    if not isinstance(w, torch.Tensor) or not w.numel() or not w.is_floating_point():
+        return None
+    w = w.detach().double()
+    nz = w != 0
+    if not bool(nz.any()):
+        return None
+    wb, sb = int(ctx.lim("weight_bits", 8)), int(ctx.lim("state_bits", 16))
+    thr = layer.spiking.attrs.get("threshold")
+    state = [-(2.0 ** (sb - 1))] + ([float(thr)] if isinstance(thr, (int, float)) else [])
+    scale = min(_fit_scale(w, wb), _fit_scale(torch.tensor(state, dtype=torch.float64), sb))
+    b = getattr(layer.weight.module, "bias", None)
+    if isinstance(b, torch.Tensor) and b.numel():
+        scale = min(scale, _fit_scale(b.detach().double(), wb))
+    return float(((torch.round(w * scale) == 0) & nz).sum()) / float(nz.sum())
+
+
+def rule_sinabs_discretize(layers: list[ChipLayer], ctx: _Ctx) -> list[Violation]:
+    """One warning for the layers whose weights sinabs' own discretisation would wipe out."""
+    hit = {layer.name: z for layer in layers if (z := _sinabs_zeroed(layer, ctx)) is not None and z >= 0.5}
+    if not hit:
+        return []
+    worst = max(hit.values())
+    names = ", ".join(f"`{n}` ({100 * z:.0f}%)" for n, z in hit.items())
+    return [
+        _v(
+            "model",
+            "sinabs_discretize",
+            f"{100 * worst:.0f}% of weights 0",
+            "min_v_mem set",
+            "sinabs' DynapcnnNetwork(discretize=True) takes a missing min_v_mem as -32768, which "
+            f"limits the weight scale to at most 1: it would round these weights to zero: {names}",
+            "give the IAF layers a lower bound, e.g. IAFSqueeze(..., min_v_mem=-1.0) (or "
+            "-threshold), before converting with sinabs",
+            WARNING,
+        )
+    ]
+
+
 #: Rules run on every chip layer (the DVS layer too; each rule skips what does not apply).
 LAYER_RULES: list[Rule] = [
     rule_no_spiking,
     rule_shared_spiking,
     rule_pool_before_spiking,
     rule_linear_input,
+    rule_quantisation,
     rule_kernel_square,
     rule_kernel_size,
     rule_stride,
@@ -1479,6 +1622,7 @@ def map_dynapcnn(
     for unit in units:
         for rule in LAYER_RULES:
             violations += rule(unit, ctx)
+    violations += rule_sinabs_discretize(layers, ctx)
 
     n_cores = len(table)
     if len(layers) > n_cores:
