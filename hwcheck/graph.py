@@ -597,6 +597,38 @@ class preserved_state:
             m.training = t
 
 
+def _merged_avg_pool_notes(nodes: dict[str, LayerNode], edges: list[tuple[str, str]]) -> list[str]:
+    """Weight layers fed by a merge with an average-pooled branch: their input events are
+    counted after the merge, where that branch carries averages, not spike counts."""
+
+    def back(n: str) -> str:
+        while True:
+            ps = [s for s, d in edges if d == n]
+            if len(ps) != 1 or ps[0] not in nodes or nodes[ps[0]].kind not in ("reshape", "identity"):
+                return ps[0] if len(ps) == 1 else ""
+            n = ps[0]
+
+    out = []
+    for w in nodes.values():
+        if w.kind not in ("conv", "linear") or w.attrs.get("event_chain"):
+            continue
+        m = back(w.name)
+        if m not in nodes or nodes[m].kind != "merge":
+            continue
+        branches = [s for s, d in edges if d == m]
+        pooled = [
+            q for q in branches
+            if q in nodes and nodes[q].kind == "pool" and nodes[q].attrs.get("pool_type") == "avg"
+        ]
+        if pooled:
+            out.append(
+                f"`{w.name}` reads a merge of an average-pooled branch ({', '.join(pooled)}): its "
+                "input events and synops are counted after the merge, where that branch carries "
+                "window averages, so they are under-counted (use SumPool2d, or pool after the merge)"
+            )
+    return out
+
+
 def _check_finite_weights(rec: _CallRecord) -> None:
     """NaN or infinite weights make every count and check meaningless: name the layer."""
     import torch
@@ -884,6 +916,7 @@ class _Tracer:
                 f"forward() runs a time loop of {loop_steps} steps over the same layers: folded into one "
                 "layer per module, counts summed over the steps"
             )
+        notes += _merged_avg_pool_notes(nodes, edges)
         return LayerGraph(
             nodes=nodes,
             edges=edges,
