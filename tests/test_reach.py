@@ -127,6 +127,8 @@ STRUCTURES = {
         (9,),
     ),
     "two branches": (TwoBranch, (2, 6, 6)),
+    "fed straight through": (lambda: nn.Sequential(nn.Identity(), iaf(), nn.Dropout(), iaf()), (3, 4, 5)),
+    "fed straight through, flat": (lambda: nn.Sequential(nn.Flatten(), iaf()), (2, 3, 4)),
 }
 
 

@@ -22,17 +22,21 @@ from hwcheck.mappers.base import ERROR, WARNING
 from hwcheck.mappers.xylo import bitshift_decay, map_xylo, time_constants
 
 PROFILES = ("xylo-audio2", "xylo-audio3", "xylo-imu")
-# (input channels, hidden, output, synaptic states hidden, fan-out, input reach, readout reach)
+# (input channels, hidden, output, synaptic states hidden, fan-out, input reach, readout reach,
+#  recurrent weight memory entries)
 FACTS = {
-    "xylo-audio2": (16, 1000, 8, 2, 64, 1000, 1000),
-    "xylo-audio3": (16, 992, 32, 2, 1024, 128, 128),
-    "xylo-imu": (16, 496, 16, 1, 512, 128, 128),
+    "xylo-audio2": (16, 1000, 8, 2, 64, 1000, 1000, 32000),
+    "xylo-audio3": (16, 992, 32, 2, 1024, 128, 128, 31744),
+    "xylo-imu": (16, 496, 16, 1, 512, 128, 128, 31744),
 }
-# hidden layer sizes that fill each chip exactly while respecting the 128-neuron reach of A3/IMU
-AT_LIMIT_HIDDEN = {
-    "xylo-audio2": [936, 64],
-    "xylo-audio3": [128, 736, 128],
-    "xylo-imu": [128, 240, 128],
+# hidden layer sizes and fan-outs (per Linear after the first) that fill each chip exactly: every
+# hidden neuron, the 128-neuron reach of A3/IMU and the whole recurrent weight memory
+#   A2: 500 x 64 = 32000 (and 64 = the per-neuron fan-out limit)
+#   A3: 128 x 64 + 736 x 32 = 31744;  IMU: 128 x 8 + 240 x 128 = 31744
+AT_LIMIT = {
+    "xylo-audio2": ([500, 500], [64, None]),
+    "xylo-audio3": ([128, 736, 128], [64, 32, None]),
+    "xylo-imu": ([128, 240, 128], [8, 128, None]),
 }
 # rockpool power_cycles_model constants, written out here independently of the profiles
 C_TGT, C_CH, C_SYN, C_HFIX, C_SRC, C_OUT, C_SPK, C_VAR, C_OFIX, MARGIN = (
@@ -64,7 +68,7 @@ def mlp(
     hidden: list[int],
     n_out: int,
     *,
-    fanout: int | None = None,
+    fanout: int | list[int | None] | None = None,
     recurrent: tuple[int, ...] = (),
     neuron=lambda: sl.IAF(),
     bias: bool = False,
@@ -73,7 +77,7 @@ def mlp(
     """fc_in -> lif1 -> fc2 -> lif2 ... -> fc_out -> lif_out, IAF neurons by default.
 
     ``recurrent`` lists hidden layer numbers (1-based) that are IAFRecurrent with a dense
-    recurrent Linear.
+    recurrent Linear. ``fanout``: one for every Linear after the first, or a list of them.
     """
     gen = torch.Generator().manual_seed(seed)
     sizes = [n_in, *hidden, n_out]
@@ -81,7 +85,8 @@ def mlp(
     for i in range(len(sizes) - 1):
         last = i == len(sizes) - 2
         lin = nn.Linear(sizes[i], sizes[i + 1], bias=bias)
-        _fill(lin, gen, fanout if i > 0 else None)
+        fan = fanout[i - 1] if isinstance(fanout, list) and i > 0 else fanout
+        _fill(lin, gen, fan if i > 0 else None)
         mods["fc_in" if i == 0 else "fc_out" if last else f"fc{i + 1}"] = lin
         name = "lif_out" if last else f"lif{i + 1}"
         if not last and (i + 1) in recurrent:
@@ -117,18 +122,30 @@ def only(report, name: str, severity: str = ERROR, numeric_hint: bool = True):
 
 
 def fanout_brute_force(model: nn.Sequential, hidden_name: str) -> list[int]:
-    """Per neuron of ``hidden_name``: nonzero outgoing weights, counted one by one."""
+    """Per neuron of ``hidden_name``: nonzero weights into hidden neurons (the next hidden Linear
+    and its own recurrent weights, not the readout ``fc_out``), counted one by one."""
     names = list(model._modules)
     layer = model._modules[hidden_name]
-    nxt = model._modules[names[names.index(hidden_name) + 1]].weight.tolist()
-    rec = layer.rec_connect.weight.tolist() if hasattr(layer, "rec_connect") else None
-    counts = []
-    for j in range(len(nxt[0])):
-        c = sum(1 for row in nxt if row[j] != 0)
-        if rec is not None:
-            c += sum(1 for row in rec if row[j] != 0)
-        counts.append(c)
-    return counts
+    nxt_name = names[names.index(hidden_name) + 1]
+    n_src = model._modules[nxt_name].weight.shape[1]
+    mats = [] if nxt_name == "fc_out" else [model._modules[nxt_name].weight.tolist()]
+    if hasattr(layer, "rec_connect"):
+        mats.append(layer.rec_connect.weight.tolist())
+    return [sum(1 for m in mats for row in m if row[j] != 0) for j in range(n_src)]
+
+
+def recurrent_memory_brute_force(model: nn.Sequential) -> int:
+    """Nonzero weights between hidden neurons: every Linear but the first and the readout, plus
+    the recurrent weights."""
+    total = 0
+    for name, mod in model.named_children():
+        mats = []
+        if isinstance(mod, nn.Linear) and name not in ("fc_in", "fc_out"):
+            mats.append(mod.weight)
+        if hasattr(mod, "rec_connect"):
+            mats.append(mod.rec_connect.weight)
+        total += sum(1 for m in mats for x in m.flatten().tolist() if x != 0)
+    return total
 
 
 def cycles_by_hand(n_in, n_hid, n_out, n_ien, n_oen, fanout_mean, p_in=1.0, p_hid=1.0):
@@ -147,8 +164,10 @@ def cycles_by_hand(n_in, n_hid, n_out, n_ien, n_oen, fanout_mean, p_in=1.0, p_hi
 @pytest.mark.parametrize("name", PROFILES)
 def test_profiles_carry_the_chip_facts_figures(name):
     p = hwcheck.load_profile(name)
-    n_in, hid, out, syn, fan, reach_in, reach_out = FACTS[name]
+    n_in, hid, out, syn, fan, reach_in, reach_out, rec_total = FACTS[name]
     assert p.family == "xylo"
+    assert p.limit("recurrent_weights_total") == rec_total
+    assert p.limits["recurrent_weights_total"].kind == "derived"
     assert p.limit("input_channels") == n_in
     assert p.limit("hidden_neurons") == hid
     assert p.limit("output_neurons") == out
@@ -205,10 +224,11 @@ def test_audio2_measured_kws_figures():
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_model_exactly_at_the_limits_fits(name):
-    n_in, hid, out, _, fan, reach_in, reach_out = FACTS[name]
-    hidden = AT_LIMIT_HIDDEN[name]
+    n_in, hid, out, _, fan, reach_in, reach_out, rec_total = FACTS[name]
+    hidden, fanouts = AT_LIMIT[name]
     assert sum(hidden) == hid
-    model = mlp(n_in, hidden, out, fanout=fan if name == "xylo-audio2" else None)
+    model = mlp(n_in, hidden, out, fanout=fanouts)
+    assert recurrent_memory_brute_force(model) == rec_total
     r = check(model, n_in, name)
     assert r.fits, r
     assert not r.errors
@@ -219,6 +239,7 @@ def test_model_exactly_at_the_limits_fits(name):
     assert lay.loc["output", "neurons"] == out
     assert lay.loc["input", "reach"] == hidden[0] <= reach_in
     assert lay.loc["output", "reach"] == hidden[-1] <= reach_out
+    assert lay.loc["hidden", "recurrent_entries"] == rec_total == r.summary["recurrent_weights"]
     expect_fan = max(max(fanout_brute_force(model, f"lif{k + 1}")) for k in range(len(hidden)))
     assert lay.loc["hidden", "max_fanout"] == expect_fan <= fan
     if name == "xylo-audio2":
@@ -248,9 +269,10 @@ def test_one_input_channel_over(name):
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_one_hidden_neuron_over_names_the_overflowing_layer(name):
-    hidden = list(AT_LIMIT_HIDDEN[name])
+    hidden = list(AT_LIMIT[name][0])
     hidden[1] += 1  # the second hidden layer pushes the shared population over
-    r = check(mlp(16, hidden, 4, fanout=64 if name == "xylo-audio2" else None), 16, name)
+    fanouts = [8] * (len(hidden) - 1) + [None]  # well inside the recurrent weight memory
+    r = check(mlp(16, hidden, 4, fanout=fanouts), 16, name)
     v = only(r, "hidden_neurons")
     # the population overflows at the first layer (data-flow order) where the running sum > limit
     k = next(k for k in range(len(hidden)) if sum(hidden[: k + 1]) > FACTS[name][1])
@@ -278,32 +300,42 @@ def test_audio3_warns_above_16_output_channels():
 
 
 def test_one_fanout_over_names_the_layer():
-    at = mlp(16, [935, 65], 8, fanout=64)
+    at = mlp(16, [400, 65], 8, fanout=64)
     assert not rule(check(at, 16, "xylo-audio2"), "fanout")
-    over = mlp(16, [935, 65], 8, fanout=65)
+    assert max(fanout_brute_force(at, "lif1")) == 64
+    below = mlp(16, [400, 65], 8, fanout=63)
+    assert not rule(check(below, 16, "xylo-audio2"), "fanout")
+    over = mlp(16, [400, 65], 8, fanout=65)
     r = check(over, 16, "xylo-audio2")
     v = only(r, "fanout")
     assert v.layer == "lif1" and v.needed == max(fanout_brute_force(over, "lif1")) == 65
     assert v.limit == 64
     assert "fc2" in v.hint and "64" in v.hint
     assert r.layers.loc["hidden", "max_fanout"] == 65
+    assert not rule(r, "recurrent_memory")  # 400 x 65 = 26000 <= 32000
 
 
-def test_fanout_counts_recurrent_and_readout_weights():
-    # lif1 is recurrent (40 x 40) and feeds the readout (8): fan-out 48 per neuron
+def test_fanout_counts_recurrent_weights_not_the_readout():
+    # lif2 is recurrent (40 x 40) and feeds the readout (8): fan-out 40 (the readout weights sit
+    # in their own dense memory, OWTRAM, on every Xylo)
     model = mlp(16, [24, 40], 8, recurrent=(2,))
     r = check(model, 16, "xylo-audio2")
-    assert r.layers.loc["hidden", "max_fanout"] == max(fanout_brute_force(model, "lif2")) == 48
-    # 60 recurrent + 8 readout = 68 > 64
-    model = mlp(16, [60], 8, recurrent=(1,))
-    r = check(model, 16, "xylo-audio2")
-    v = only(r, "fanout")
-    assert (v.layer, v.needed, v.limit) == ("lif1", 68, 64)
-    assert "lif1.rec_connect" in v.message and "fc_out" in v.message
-    # zeroed weights do not count
-    with torch.no_grad():
-        model.lif1.rec_connect.weight[:5, :] = 0.0
-    assert not rule(check(model, 16, "xylo-audio2"), "fanout")
+    assert r.layers.loc["hidden", "max_fanout"] == max(fanout_brute_force(model, "lif2")) == 40
+    # 64 recurrent + 8 readout: at the limit, fits; 65 recurrent: one over
+    for n, over in ((63, False), (64, False), (65, True)):
+        model = mlp(16, [n], 8, recurrent=(1,))
+        r = check(model, 16, "xylo-audio2")
+        assert max(fanout_brute_force(model, "lif1")) == n
+        if not over:
+            assert not rule(r, "fanout"), n
+            continue
+        v = only(r, "fanout")
+        assert (v.layer, v.needed, v.limit) == ("lif1", 65, 64)
+        assert "lif1.rec_connect" in v.message and "fc_out" not in v.message
+        # zeroed weights do not count
+        with torch.no_grad():
+            model.lif1.rec_connect.weight[:1, :] = 0.0
+        assert not rule(check(model, 16, "xylo-audio2"), "fanout")
 
 
 def test_fanout_over_on_imu_counts_the_recurrent_population():
@@ -311,19 +343,56 @@ def test_fanout_over_on_imu_counts_the_recurrent_population():
     r = check(model, 16, "xylo-imu")
     v = only(r, "fanout")
     assert (v.layer, v.needed, v.limit) == ("lif2", 385 + 128, 512)
+    # a network this dense overflows the whole recurrent weight memory as well
+    m = only(r, "recurrent_memory")
+    assert m.needed == recurrent_memory_brute_force(model) == 128 * 385 + 385 * 385 + 385 * 128
+
+
+def _input_positions_kept(w_in: torch.Tensor, reach: int) -> bool:
+    """Rockpool's rule, written out: the first hidden layer is hidden neurons 0..N-1 and
+    config_from_specification keeps input weights [:, :reach] only; do we lose a weight?"""
+    rows = w_in.tolist()
+    return all(x == 0 for k in range(reach, len(rows)) for x in rows[k])
+
+
+def _readout_positions_kept(w_out: torch.Tensor, reach: int) -> bool:
+    """The readout keeps the weights of the last ``reach`` neurons of the last hidden layer."""
+    rows = w_out.tolist()
+    m = len(rows[0])
+    return all(row[j] == 0 for row in rows for j in range(m - reach))
 
 
 @pytest.mark.parametrize("name", ["xylo-audio3", "xylo-imu"])
-def test_input_projection_reaches_only_128_hidden_neurons(name):
-    r = check(mlp(16, [129, 64], 4), 16, name)
-    v = only(r, "input_reach")
+def test_input_projection_reaches_the_first_128_hidden_neurons_by_position(name):
+    # one below, at and one over the 128-neuron reach, dense input weights
+    for n in (127, 128, 129):
+        model = mlp(16, [n, 64], 4, fanout=[8, None])
+        fits = _input_positions_kept(model.fc_in.weight, 128)
+        assert fits == (n <= 128)
+        r = check(model, 16, name)
+        assert bool(rule(r, "input_reach")) == (not fits), n
+        assert r.layers.loc["input", "reach"] == n
+    v = only(check(mlp(16, [129, 64], 4, fanout=[8, None]), 16, name), "input_reach")
     assert (v.layer, v.needed, v.limit) == ("fc_in", 129, 128)
-    assert "lif1" in v.message and "128" in v.hint
-    ok = mlp(16, [129, 64], 4)
+    assert "lif1" in v.message and "128" in v.hint and "1 neuron(s)" in v.message
+    # by position, not by count: a neuron without input weights at position 7 does not help
+    model = mlp(16, [129, 64], 4, fanout=[8, None])
     with torch.no_grad():
-        ok.fc_in.weight[7, :] = 0.0  # a neuron without input weights needs no input projection
-    assert not rule(check(ok, 16, name), "input_reach")
-    assert not rule(check(mlp(16, [128, 64], 4), 16, name), "input_reach")
+        model.fc_in.weight[7, :] = 0.0
+    assert not _input_positions_kept(model.fc_in.weight, 128)
+    assert only(check(model, 16, name), "input_reach").needed == 129
+    # ... but one at position 128 (the last) does
+    with torch.no_grad():
+        model.fc_in.weight[128, :] = 0.0
+    assert _input_positions_kept(model.fc_in.weight, 128)
+    assert not rule(check(model, 16, name), "input_reach")
+    # only 100 connected neurons, but at positions 100..199: hwcheck used to say "fits"
+    model = mlp(16, [200, 64], 4, fanout=[8, None])
+    with torch.no_grad():
+        model.fc_in.weight[:100, :] = 0.0
+    v = only(check(model, 16, name), "input_reach")
+    assert (v.needed, v.limit) == (200, 128) and "72 neuron(s)" in v.message
+    assert "reorder" in v.hint
 
 
 def test_audio2_input_projection_reaches_all_hidden_neurons():
@@ -332,15 +401,38 @@ def test_audio2_input_projection_reaches_all_hidden_neurons():
 
 
 @pytest.mark.parametrize("name", ["xylo-audio3", "xylo-imu"])
-def test_readout_reads_only_128_hidden_neurons(name):
-    r = check(mlp(16, [100, 129], 4), 16, name)
-    v = only(r, "readout_reach")
+def test_readout_reads_the_last_128_hidden_neurons_by_position(name):
+    for n in (127, 128, 129):
+        model = mlp(16, [100, n], 4, fanout=[8, None])
+        fits = _readout_positions_kept(model.fc_out.weight, 128)
+        assert fits == (n <= 128)
+        r = check(model, 16, name)
+        assert bool(rule(r, "readout_reach")) == (not fits), n
+        assert r.layers.loc["output", "reach"] == n
+    model = mlp(16, [100, 129], 4, fanout=[8, None])
+    v = only(check(model, 16, name), "readout_reach")
     assert (v.layer, v.needed, v.limit) == ("fc_out", 129, 128)
     assert "lif2" in v.message
-    ok = mlp(16, [100, 129], 4)
     with torch.no_grad():
-        ok.fc_out.weight[:, 3] = 0.0
-    assert not rule(check(ok, 16, name), "readout_reach")
+        model.fc_out.weight[:, 3] = 0.0  # position 3 is not the one dropped: still over
+    assert only(check(model, 16, name), "readout_reach").needed == 129
+    with torch.no_grad():
+        model.fc_out.weight[:, 0] = 0.0  # the first neuron is the one the readout cannot read
+    assert _readout_positions_kept(model.fc_out.weight, 128)
+    assert not rule(check(model, 16, name), "readout_reach")
+
+
+def test_single_hidden_layer_uses_first_128_for_input_and_last_128_for_readout():
+    # one hidden layer of 200 on Audio 3: it is both the input and the output expansion layer
+    model = mlp(16, [200], 4)
+    with torch.no_grad():
+        model.fc_in.weight[128:, :] = 0.0  # input only to 0..127
+        model.fc_out.weight[:, :72] = 0.0  # readout only from 72..199
+    r = check(model, 16, "xylo-audio3")
+    assert not rule(r, "input_reach") and not rule(r, "readout_reach")
+    with torch.no_grad():
+        model.fc_out.weight[0, 71] = 0.5
+    assert only(check(model, 16, "xylo-audio3"), "readout_reach").needed == 129
 
 
 def test_synaptic_states_two_fit_audio_but_not_imu():
@@ -404,6 +496,106 @@ def test_snntorch_style_registered_neuron_maps():
     assert r.layers.loc["hidden", "tau_mem_err_pct"] == pytest.approx(0.0, abs=1e-9)
 
 
+# --------------------------------------------------------------------------- recurrent memory
+
+
+def test_dense_audio3_network_overflows_the_recurrent_weight_memory():
+    # fits every per-neuron rule (fan-out 736 <= 1024, reach 128, 992 neurons) but needs ~6x
+    # the 31744 entries of the recurrent weight memory
+    model = mlp(16, [128, 736, 128], 8)
+    r = check(model, 16, "xylo-audio3")
+    need = recurrent_memory_brute_force(model)
+    assert need == 2 * 128 * 736
+    v = only(r, "recurrent_memory")
+    assert (v.needed, v.limit) == (need, 31744) and v.layer in ("lif1", "lif2")
+    assert "no neuron exceeds" in v.message and f"{need - 31744:,}" in v.hint
+    assert not rule(r, "fanout") and not r.fits
+    assert r.summary["binding_constraint"].startswith("recurrent weight memory")
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_recurrent_weight_memory_below_at_and_one_over(name):
+    hidden, fanouts = AT_LIMIT[name]
+    limit = FACTS[name][7]
+    model = mlp(16, hidden, 4, fanout=fanouts)
+    assert recurrent_memory_brute_force(model) == limit
+    assert not rule(check(model, 16, name), "recurrent_memory")
+    fc2 = model.fc2
+    with torch.no_grad():
+        zero = (fc2.weight == 0).nonzero()[0]
+        fc2.weight[zero[0], zero[1]] = 0.5  # one more entry
+    assert recurrent_memory_brute_force(model) == limit + 1
+    v = only(check(model, 16, name), "recurrent_memory")
+    assert (v.needed, v.limit) == (limit + 1, limit)
+    with torch.no_grad():
+        fc2.weight[zero[0], zero[1]] = 0.0
+        nz = fc2.weight.nonzero()[0]
+        fc2.weight[nz[0], nz[1]] = 0.0  # one fewer
+    assert recurrent_memory_brute_force(model) == limit - 1
+    assert not rule(check(model, 16, name), "recurrent_memory")
+
+
+def test_recurrent_weight_memory_counts_rec_connect_and_not_the_readout():
+    model = mlp(16, [100, 100], 8, fanout=[50, None], recurrent=(2,))
+    r = check(model, 16, "xylo-audio2")
+    assert (
+        r.summary["recurrent_weights"]
+        == recurrent_memory_brute_force(model)
+        == 100 * 50 + 100 * 100
+    )
+
+
+# --------------------------------------------------------------------------- two synapses (2N -> N)
+
+
+class TwoSynapse(nn.Module):
+    """A two-synapse neuron fed as rockpool builds it: 2N inputs -> N neurons (stand-in)."""
+
+    def forward(self, x):
+        return (x[..., 0::2] + x[..., 1::2] > 1).float()
+
+
+register_neuron(TwoSynapse, "TwoSynapse", synaptic_states=2, attrs=lambda m: {"tau_mem": 16.0})
+
+
+def two_synapse_net(n1: int, n2: int, n_out: int = 4, seed: int = 0) -> nn.Sequential:
+    gen = torch.Generator().manual_seed(seed)
+    mods = OrderedDict(
+        fc_in=nn.Linear(16, 2 * n1, bias=False),
+        syn1=TwoSynapse(),
+        fc2=nn.Linear(n1, 2 * n2, bias=False),
+        syn2=TwoSynapse(),
+        fc_out=nn.Linear(n2, n_out, bias=False),
+        lif_out=sl.IAF(),
+    )
+    for m in mods.values():
+        if isinstance(m, nn.Linear):
+            _fill(m, gen)
+    return nn.Sequential(mods)
+
+
+def test_two_synapse_layer_counts_neurons_not_synapses():
+    # rockpool reshapes the weights into (.., N, 2): rows 2k and 2k + 1 are neuron k
+    for n1, over in ((127, False), (128, False), (129, True)):
+        model = two_synapse_net(n1, 40)
+        r = check(model, 16, "xylo-audio3")
+        assert r.layers.loc["hidden", "neurons"] == n1 + 40
+        assert r.layers.loc["input", "reach"] == n1  # not 2 x n1
+        assert bool(rule(r, "input_reach")) == over, n1
+    model = two_synapse_net(100, 40)
+    r = check(model, 16, "xylo-audio2")
+    # fan-out: a source drives 40 neurons on both synapses -> 40 entries (Isyn + Isyn2 share one)
+    w2 = model.fc2.weight.tolist()
+    per_src = [
+        sum(1 for k in range(40) if w2[2 * k][j] != 0 or w2[2 * k + 1][j] != 0) for j in range(100)
+    ]
+    assert r.layers.loc["hidden", "max_fanout"] == max(per_src) == 40
+    assert r.summary["recurrent_weights"] == sum(per_src) == 4000
+    assert not rule(r, "synaptic_states")
+    imu = {v.layer for v in rule(check(model, 16, "xylo-imu"), "synaptic_states")}
+    assert imu == {"syn1", "syn2"}
+
+
 # --------------------------------------------------------------------------- weights
 
 
@@ -423,23 +615,58 @@ def _int8_rms_rel(ws: list[np.ndarray], scale: float) -> tuple[float, float]:
     return rms, max(abs(e) for e in errs)
 
 
-def test_weight_quantisation_error_reported_and_warned():
+def _vendor_quant(w: list[list[float]], scale: float, limited: float = 1.0) -> list[float]:
+    """rockpool global_quantize for one weight: round(w x scale), then (threshold past int16)
+    round(q x limited); returned dequantised. Python's round() is half-to-even like np.round."""
+    return [
+        round(round(x * scale) * limited) / (scale * limited)
+        if limited != 1.0
+        else round(x * scale) / scale
+        for row in w
+        for x in row
+    ]
+
+
+def _rms_rel(w: list[list[float]], deq: list[float]) -> float:
+    flat = [x for row in w for x in row]
+    err = math.sqrt(sum((a - b) ** 2 for a, b in zip(flat, deq, strict=True)) / len(flat))
+    return err / math.sqrt(sum(a * a for a in flat) / len(flat))
+
+
+def test_readout_has_its_own_quantisation_scale():
+    # input weights up to 1, readout weights up to 0.004: one global scale (127 / 1) would leave
+    # the readout a handful of levels; rockpool's global_quantize scales it on its own
     model = mlp(4, [6], 3)
     with torch.no_grad():
-        model.fc_in.weight.fill_(1.0)  # the largest weight sets the global scale 127 / 1
+        model.fc_in.weight.fill_(1.0)
         model.fc_out.weight.copy_(torch.linspace(-0.004, 0.004, 18).reshape(3, 6))
     r = check(model, 4, "xylo-audio2")
-    scale = 127.0
-    rms_in, _ = _int8_rms_rel([model.fc_in.weight.detach().numpy().astype(float)], scale)
-    rms_out, max_out = _int8_rms_rel([model.fc_out.weight.detach().numpy().astype(float)], scale)
-    assert rms_in == 0.0
-    assert r.layers.loc["input", "weight_quant_rmse_rel"] == pytest.approx(rms_in, abs=1e-12)
-    assert r.layers.loc["output", "weight_quant_rmse_rel"] == pytest.approx(rms_out, rel=1e-6)
-    assert r.layers.loc["output", "weight_quant_max_abs_err"] == pytest.approx(max_out, rel=1e-6)
-    assert rms_out > 0.05
+    w_out = model.fc_out.weight.double().tolist()
+    w_max = max(abs(x) for row in w_out for x in row)  # 0.004 in float32
+    own = _rms_rel(w_out, _vendor_quant(w_out, 127 / w_max))
+    one_global = _rms_rel(w_out, _vendor_quant(w_out, 127.0))
+    assert one_global > 0.3 > 0.01 > own  # what hwcheck used to report vs the vendor's scale
+    assert r.layers.loc["input", "weight_quant_rmse_rel"] == pytest.approx(0.0, abs=1e-12)
+    assert r.layers.loc["output", "weight_quant_rmse_rel"] == pytest.approx(own, rel=1e-6)
+    assert r.summary["weight_scale"] == pytest.approx(127.0)
+    assert r.summary["weight_scale_readout"] == pytest.approx(127 / w_max, rel=1e-9)
+    assert not rule(r, "weight_quantisation")
+    assert any("global_quantize" in n for n in r.notes)
+
+
+def test_weight_quantisation_error_within_the_recurrent_group_is_warned():
+    # input and hidden-to-hidden weights share one scale: a tiny fc2 next to fc_in = 1 loses
+    model = mlp(4, [6, 6], 3)
+    with torch.no_grad():
+        model.fc_in.weight.fill_(1.0)
+        model.fc2.weight.copy_(torch.linspace(-0.004, 0.004, 36).reshape(6, 6))
+    r = check(model, 4, "xylo-audio2")
+    w2 = model.fc2.weight.double().tolist()
+    rms2 = _rms_rel(w2, _vendor_quant(w2, 127.0))
+    assert rms2 > 0.05
     v = only(r, "weight_quantisation", WARNING)
-    assert v.layer == "fc_out" and v.needed == pytest.approx(rms_out, abs=1e-4) and v.limit == 0.05
-    assert "quantisation-aware" in v.hint
+    assert v.layer == "fc2" and v.needed == pytest.approx(rms2, abs=1e-4) and v.limit == 0.05
+    assert "quantisation-aware" in v.hint and "input + recurrent" in v.message
     assert r.fits
 
 
@@ -448,19 +675,57 @@ def test_weights_on_the_int8_grid_have_no_error():
     with torch.no_grad():
         for lin in (model.fc_in, model.fc_out):  # k / 64: exact in float32
             lin.weight.copy_(torch.randint(-127, 128, lin.weight.shape).float() / 64)
-        model.fc_in.weight[0, 0] = 127 / 64  # global scale 127 / max|w| = 64
+            lin.weight[0, 0] = 127 / 64  # scale 127 / max|w| = 64 in each group
     r = check(model, 4, "xylo-audio2")
     assert r.layers["weight_quant_rmse_rel"].max() == 0.0
     assert not rule(r, "weight_quantisation")
 
 
-def test_threshold_out_of_int16_range_for_tiny_weights():
+@pytest.mark.parametrize(
+    "ratio,expect",
+    [(258.0, None), (259.0, WARNING), (300.0, WARNING), (65000.0, WARNING), (1e5, ERROR)],
+)
+def test_threshold_past_int16_is_rescaled_with_a_precision_loss(ratio, expect):
+    """threshold / max|w| <= 32767 / 127 = 258 fits; above, the vendor scales threshold and
+    weights by 32767 / (threshold x 127): a warning with the loss, an error once every weight
+    of a matrix quantises to zero (127 x limited < 0.5: ratio > 65534)."""
+    # each IAF gets its own threshold tensor (sinabs shares its default one between instances)
+    model = mlp(4, [6], 3, neuron=lambda: sl.IAF(spike_threshold=torch.tensor(1.0)))
+    with torch.no_grad():
+        model.fc_in.weight[0, 0] = 1.0  # max |w| = 1 in the input + recurrent group
+        model.lif1.spike_threshold.fill_(ratio)
+    r = check(model, 4, "xylo-audio2")
+    found = rule(r, "threshold_range")
+    if expect is None:
+        assert not found
+        return
+    v = only(r, "threshold_range", expect)
+    q = ratio * 127
+    assert v.layer == "lif1" and v.needed == round(q) and v.limit == 32767
+    w_in = model.fc_in.weight.double().tolist()
+    limited = 32767 / q
+    deq = _vendor_quant(w_in, 127.0, limited)
+    rms = _rms_rel(w_in, deq)
+    assert r.layers.loc["input", "weight_quant_rmse_rel"] == pytest.approx(rms, rel=1e-6)
+    if expect == WARNING:
+        assert f"{rms:.1%}" in v.message and "precision loss" in v.message
+        assert any(x != 0 for x in deq)
+        assert r.fits
+    else:
+        assert (
+            all(x == 0 for x in deq) and "quantises to zero" in v.message and "fc_in" in v.message
+        )
+        assert not r.fits
+    assert "258" in v.hint
+
+
+def test_tiny_weights_rescale_both_groups():
     model = mlp(4, [6], 3)
     with torch.no_grad():
         for lin in (model.fc_in, model.fc_out):
             lin.weight.fill_(1e-4)
     r = check(model, 4, "xylo-audio2")
-    found = rule(r, "threshold_range")
+    found = rule(r, "threshold_range", WARNING)  # 127 x 32767 / 1.27e6 = 3.3 levels are left
     assert {v.layer for v in found} == {"lif1", "lif_out"}
     v = found[0]
     assert v.needed == round(1.0 * 127 / 1e-4) and v.limit == 32767 and v.hint
@@ -534,6 +799,30 @@ def test_time_constant_error_is_reported_and_warned():
     # tau 16 steps: dash 4 represents it within 10 % -> no warning
     r16 = check(mlp(4, [6], 3, neuron=lambda: sl.LIF(tau_mem=16.0)), 4, "xylo-audio2")
     assert not rule(r16, "time_constant")
+
+
+@pytest.mark.parametrize("tau,refused", [(0.5, True), (1.0, True), (1.5, False), (2.0, False)])
+def test_time_constant_at_or_below_dt_is_an_error(tau, refused):
+    """rockpool's Xylo graph modules raise for tau <= dt (dash = log2(tau / dt) needs tau > dt)."""
+    dt = 1e-3
+    for which in ("mem", "syn"):
+        kw = {"tau_mem": 16.0, "tau_syn": 8.0} | {f"tau_{which}": tau}
+        model = mlp(4, [6], 3, neuron=lambda kw=kw: sl.LIF(**kw))
+        r = check(model, 4, "xylo-audio2", dt=dt)
+        found = rule(r, "time_constant_le_dt", ERROR)
+        if not refused:
+            assert not found and r.fits
+            continue
+        assert {v.layer for v in found} == {"lif1", "lif_out"} and not r.fits
+        v = found[0]
+        assert v.needed == pytest.approx(tau * dt) and v.limit == pytest.approx(dt)
+        assert f"tau_{which}" in v.message and "2 ms" in v.hint
+        # refused, not warned a second time for its bit-shift error
+        assert not [
+            w
+            for w in rule(r, "time_constant")
+            if w.layer == v.layer and f"tau_{which}" in w.message
+        ]
 
 
 def test_zero_reset_is_flagged():

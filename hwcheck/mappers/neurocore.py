@@ -40,6 +40,7 @@ from hwcheck.mappers.reach import (
     PlaneTouch,
     Reach,
     conv_map_of,
+    identity_map,
     op_map,
     pooled_members,
 )
@@ -563,8 +564,8 @@ def _structural_reach(
     if chains is None:
         return None
     seen = [s for s, _ in chains] + ([pop.name] if rec_mask is not None else [])
-    if len(set(seen)) != len(seen) or any(not ops for _, ops in chains):
-        return None  # a source reached on two paths, or fed straight through
+    if len(set(seen)) != len(seen):
+        return None  # a source reached on two paths
     terms: list[ConvTerm | LinearTerm] = []
     for src, ops in chains:
         term = _term(graph, pop, src, ops, masks)
@@ -588,6 +589,10 @@ def _term(
 ) -> ConvTerm | LinearTerm | None:
     """One source's path as a convolution or a (pooled) linear map."""
     n_src = pop.sources[src]
+    if not ops:  # fed straight through: neuron i reads source element i
+        if n_src != pop.n:
+            return None
+        return ConvTerm(src, identity_map(pop.shape))
     nodes = [graph[o] for o in ops]
     size = n_src
     for nd in nodes:  # reshapes in between keep the flat order, so only sizes must agree

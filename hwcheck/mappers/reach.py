@@ -28,15 +28,16 @@ import numpy as np
 
 __all__ = [
     "BlockCounts",
-    "PlaneTouch",
-    "count_summary",
-    "flat_indices",
     "ConvMap",
     "ConvTerm",
     "LinearTerm",
+    "PlaneTouch",
     "Reach",
     "box_split",
     "conv_map_of",
+    "count_summary",
+    "flat_indices",
+    "identity_map",
     "op_map",
     "pooled_members",
 ]
@@ -254,6 +255,19 @@ def op_map(
             return None
         return ConvMap(np.ones((ci, *k), np.int64), True, s, p, (h, w), (h, w), ci, (co, ho, wo))
     return None
+
+
+def identity_map(shape: Sequence[int]) -> ConvMap:
+    """Element ``i`` read by neuron ``i`` (a layer fed straight from its source), as a 1x1
+    depthwise map over ``shape`` read as ``(C, H, W)`` (``(C, 1, L)`` or ``(1, 1, N)``)."""
+    dims = [int(d) for d in shape] or [1]
+    if len(dims) == 1:
+        c, h, w = 1, 1, dims[0]
+    elif len(dims) == 2:
+        c, h, w = dims[0], 1, dims[1]
+    else:
+        c, h, w = dims[0], math.prod(dims[1:-1]), dims[-1]
+    return ConvMap(np.ones((c, 1, 1), np.int64), True, (1, 1), (0, 0), (h, w), (h, w), c, (c, h, w))
 
 
 def _compose(a: ConvMap, b: ConvMap) -> ConvMap | None:

@@ -18,8 +18,18 @@ bit-shift time constants, cycles per time step) are reported as columns of
 Conventions:
 * time constants in the graph are in time steps (sinabs tau, snnTorch -1/ln(beta)); the model's
   ``dt`` (seconds) turns them into seconds and sets the real-time budget.
-* Fan-out of a hidden neuron = nonzero weights in its column of the next hidden Linear, of its
-  layer's recurrent weights and, for the last hidden layer, of the readout.
+* Fan-out of a hidden neuron = the hidden neurons it drives: nonzero weights in its column of the
+  next hidden Linear and of its layer's recurrent weights, a two-synapse target counted once (its
+  Isyn and Isyn2 weights share one fan-out entry: RWTRAM and RWT2RAM run in parallel). The readout
+  is not part of it: its weights sit in their own dense memory (OWTRAM) on every Xylo.
+* A two-synapse layer is fed ``2N -> N`` as rockpool builds it: row ``2k + s`` of the Linear before
+  it is synapse ``s`` of neuron ``k``.
+* Reach is by position, as rockpool allocates neurons: the first hidden layer holds hidden neurons
+  0..N-1 (input expansion neurons), the last hidden layer the last ones (output expansion
+  neurons); the input weights reach the first ``input_projection_reach`` of them, the readout the
+  last ``readout_reach``.
+* Quantisation follows rockpool's ``global_quantize``: input and recurrent weights share one
+  scale, the readout has its own, thresholds are scaled with their group.
 * Activity rules (events / spikes per step, measured firing probabilities) use an activity
   analysis when one is given; without it the cycle model assumes the worst case (p = 1).
 """
@@ -67,6 +77,9 @@ XYLO_LIMITS: dict[str, FigureSpec] = {
         "int", True, "hidden neurons the input projection reaches"
     ),
     "readout_reach": FigureSpec("int", True, "hidden neurons the readout can read from"),
+    "recurrent_weights_total": FigureSpec(
+        "int", False, "fan-out entries of the whole recurrent weight memory (all hidden neurons)"
+    ),
     "weight_bits": FigureSpec("int", True, "signed weight precision"),
     "threshold_bits": FigureSpec("int", False, "signed threshold precision"),
     "max_input_events_per_step": FigureSpec("int", True, "input events per channel per time step"),
@@ -137,31 +150,55 @@ def bitshift_decay(tau_steps: float | None) -> tuple[int | None, float | None, f
     return dash, tau_eff, err_pct
 
 
-def quantise_weights(mats: dict[str, np.ndarray], bits: int) -> tuple[float, pd.DataFrame]:
-    """Quantise all weight matrices with one global scale ``(2**(bits-1) - 1) / max|w|``.
+def quantise_weights(
+    mats: dict[str, np.ndarray],
+    bits: int,
+    threshold: float | None = None,
+    threshold_bits: int | None = None,
+) -> tuple[float, pd.DataFrame]:
+    """Quantise a group of weight matrices with one scale ``(2**(bits-1) - 1) / max|w|``.
 
-    One scale for the whole network (as for thresholds shared across layers) keeps the network's
-    function; per-matrix errors are then what the chip really loses. Returns the scale and a
-    table indexed by matrix name with ``weight_quant_rmse_rel`` (RMS error / RMS weight) and
-    ``weight_quant_max_abs_err`` (in weight units).
+    This is one group of rockpool's ``global_quantize`` (input + recurrent weights, or the
+    readout): one scale keeps the group's function; per-matrix errors are what the chip loses.
+    With ``threshold`` (the group's largest threshold, in model units) and ``threshold_bits``, a
+    threshold that no longer fits the signed ``threshold_bits`` integer after scaling is handled
+    as the vendor does: threshold and integer weights are multiplied by
+    ``limited = (2**(threshold_bits-1) - 1) / (threshold x scale)`` and rounded again, which
+    costs precision (every weight quantises to zero once ``max|q| x limited < 0.5``).
+
+    Returns the effective scale (integer weight = round(w x scale) up to the double rounding)
+    and a table indexed by matrix name with ``weight_quant_rmse_rel`` (RMS error / RMS weight),
+    ``weight_quant_max_abs_err`` (in weight units) and ``weight_quant_zeroed`` (nonzero weights
+    that quantise to 0).
     """
     qmax = 2 ** (bits - 1) - 1
     wmax = max((float(np.abs(w).max()) for w in mats.values() if w.size), default=0.0)
     scale = qmax / wmax if wmax > 0 else 1.0
+    limited = 1.0
+    if threshold is not None and threshold_bits is not None:
+        tq = abs(float(threshold)) * scale
+        tmax = 2 ** (threshold_bits - 1) - 1
+        if tq > tmax:
+            limited = tmax / tq
     rows = {}
     for name, w in mats.items():
-        q = np.clip(np.round(w * scale), -qmax - 1, qmax) / scale
-        err = w - q
+        q = np.clip(np.round(w * scale), -qmax - 1, qmax)
+        if limited != 1.0:
+            q = np.round(q * limited)
+        err = w - q / (scale * limited)
         rms_w = float(np.sqrt(np.mean(w**2))) if w.size else 0.0
         rms_e = float(np.sqrt(np.mean(err**2))) if w.size else 0.0
         rows[name] = {
             "weight_quant_rmse_rel": rms_e / rms_w if rms_w > 0 else 0.0,
             "weight_quant_max_abs_err": float(np.abs(err).max()) if w.size else 0.0,
+            "weight_quant_zeroed": int(np.count_nonzero((w != 0) & (q == 0))),
         }
     df = pd.DataFrame.from_dict(
-        rows, orient="index", columns=["weight_quant_rmse_rel", "weight_quant_max_abs_err"]
+        rows,
+        orient="index",
+        columns=["weight_quant_rmse_rel", "weight_quant_max_abs_err", "weight_quant_zeroed"],
     )
-    return scale, df
+    return scale * limited, df
 
 
 def _fmt_hz(hz: float) -> str:
@@ -475,35 +512,87 @@ def _parse(net: _Net) -> None:
 # =========================================================================== derived quantities
 
 
-def _fanout(net: _Net) -> list[tuple[LayerNode, np.ndarray, dict[str, np.ndarray]]]:
-    """Per hidden layer: (node, total fan-out per neuron, {weight label: fan-out per neuron})."""
+def _by_neuron(w: np.ndarray, n_target: int) -> np.ndarray:
+    """``(targets, sources)`` bool: does source j drive target neuron i on any synapse?
+
+    A matrix with ``2 x n_target`` rows feeds a two-synapse layer (rockpool's ``2N -> N``): row
+    ``2k + s`` is synapse ``s`` of neuron ``k`` (rockpool reshapes the weights to ``(.., N, 2)``).
+    """
+    nz = w != 0
+    if n_target and nz.shape[0] == 2 * n_target:
+        return nz.reshape(n_target, 2, -1).any(axis=1)
+    return nz
+
+
+def _rec_parts(net: _Net) -> list[tuple[LayerNode, dict[str, np.ndarray]]]:
+    """Per hidden layer: ``{weight label: (targets, this layer's neurons) bool}`` of the recurrent
+    weight memory it writes: the next hidden Linear and its own recurrent weights."""
     out = []
     hidden = net.hidden
     for k, s in enumerate(hidden):
         parts: dict[str, np.ndarray] = {}
-        nxt = net.pairs[k + 1][0]  # the Linear fed by this layer (hidden or readout)
-        parts[nxt.name] = np.count_nonzero(net.weights[nxt.name], axis=0)
+        if k + 1 < len(hidden):
+            lin, tgt = net.pairs[k + 1]
+            parts[lin.name] = _by_neuron(net.weights[lin.name], _neurons(tgt))
         if s.name in net.rec_weights:
-            parts[net.rec_names[s.name]] = np.count_nonzero(net.rec_weights[s.name], axis=0)
-        total = sum(parts.values())
-        out.append((s, np.asarray(total), parts))
+            parts[net.rec_names[s.name]] = _by_neuron(net.rec_weights[s.name], _neurons(s))
+        out.append((s, parts))
     return out
+
+
+def _fanout(net: _Net) -> list[tuple[LayerNode, np.ndarray, dict[str, np.ndarray]]]:
+    """Per hidden layer: (node, fan-out per neuron, {weight label: fan-out per neuron}).
+
+    Fan-out = hidden neurons driven (a two-synapse target counted once); the readout has its own
+    memory and is not counted.
+    """
+    out = []
+    for s, parts in _rec_parts(net):
+        counts = {name: m.sum(axis=0).astype(np.int64) for name, m in parts.items()}
+        total = sum(counts.values()) if counts else np.zeros(_neurons(s), dtype=np.int64)
+        out.append((s, np.asarray(total), counts))
+    return out
+
+
+def _rec_total(net: _Net) -> int:
+    """Entries of the recurrent weight memory: (source, target neuron) pairs with a weight."""
+    return int(sum(int(m.sum()) for _, parts in _rec_parts(net) for m in parts.values()))
+
+
+def _input_targets(net: _Net) -> np.ndarray:
+    """Per neuron of the first hidden layer: has it a nonzero input weight?"""
+    w = net.weights[net.input_linear.name]
+    return _by_neuron(w, _neurons(net.hidden[0])).any(axis=1)
+
+
+def _readout_sources(net: _Net) -> np.ndarray:
+    """Per neuron of the last hidden layer: has it a nonzero readout weight?"""
+    return (net.weights[net.readout.name] != 0).any(axis=0)
 
 
 def _expansion(net: _Net) -> tuple[int, int]:
     """(Nien, Noen): hidden neurons with a nonzero input weight / a nonzero readout weight."""
-    nien = int(np.count_nonzero(np.any(net.weights[net.input_linear.name] != 0, axis=1)))
-    noen = int(np.count_nonzero(np.any(net.weights[net.readout.name] != 0, axis=0)))
-    return nien, noen
+    return int(np.count_nonzero(_input_targets(net))), int(np.count_nonzero(_readout_sources(net)))
+
+
+def _reach(net: _Net) -> tuple[int, int]:
+    """(input reach, readout reach) by position, as rockpool allocates the hidden neurons.
+
+    The first hidden layer holds hidden neurons 0..N-1: the input reach is 1 + the last of them
+    with a nonzero input weight. The last hidden layer holds the last hidden neurons: the readout
+    reach is M - the first of its M neurons with a nonzero readout weight.
+    """
+    ins = np.flatnonzero(_input_targets(net))
+    outs = np.flatnonzero(_readout_sources(net))
+    m = _neurons(net.hidden[-1])
+    return (int(ins[-1]) + 1 if ins.size else 0, m - int(outs[0]) if outs.size else 0)
 
 
 def _rec_fanout_mean(net: _Net) -> float:
-    """Average nonzero recurrent-matrix weights per hidden neuron (hidden->hidden + recurrent)."""
+    """Average recurrent fan-out per hidden neuron (entries of the recurrent weight memory)."""
     if net.n_hidden == 0:
         return 0.0
-    total = sum(int(np.count_nonzero(net.weights[lin.name])) for lin in net.hidden_linears)
-    total += sum(int(np.count_nonzero(w)) for w in net.rec_weights.values())
-    return total / net.n_hidden
+    return _rec_total(net) / net.n_hidden
 
 
 def cycles_per_step(
@@ -709,52 +798,108 @@ def rule_fanout(net: _Net) -> list[Violation]:
                 "fanout",
                 int(total.max()),
                 lim,
-                f"fan-out of hidden layer `{s.name}` ({int(total.max())} nonzero weights from "
+                f"fan-out of hidden layer `{s.name}` ({int(total.max())} hidden neurons driven by "
                 f"neuron {j}: {split}) > {lim} per hidden neuron; {n_over} neuron(s) over.",
-                f"prune {names} so that each neuron of `{s.name}` drives <= {lim} targets "
-                f"(remove >= {int(total.max()) - lim} weights from neuron {j}), or make the next "
+                f"prune {names} so that each neuron of `{s.name}` drives <= {lim} hidden neurons "
+                f"(remove >= {int(total.max()) - lim} targets of neuron {j}), or make the next "
                 f"layer narrower.",
             )
         )
     return out
 
 
+def rule_recurrent_memory(net: _Net) -> list[Violation]:
+    """The whole recurrent weight memory (not only one neuron's share) must hold the network."""
+    lim = net.lim("recurrent_weights_total")
+    if lim is None:
+        return []
+    n = _rec_total(net)
+    if n <= lim:
+        return []
+    per_layer = [(s, {k: int(m.sum()) for k, m in parts.items()}) for s, parts in _rec_parts(net)]
+    split = " + ".join(f"{v} in `{k}`" for _, d in per_layer for k, v in d.items() if v)
+    big = max(per_layer, key=lambda t: sum(t[1].values()))[0]
+    avg = lim / net.n_hidden if net.n_hidden else 0.0
+    fan_max = max((int(t.max()) for _, t, _ in _fanout(net) if t.size), default=0)
+    extra = (
+        f", although no neuron exceeds the {net.lim('max_fanout_hidden')}-target fan-out limit"
+        if fan_max <= net.lim("max_fanout_hidden")
+        else ""
+    )
+    return [
+        Violation(
+            big.name,
+            "recurrent_memory",
+            n,
+            lim,
+            f"recurrent weight memory: {n:,} entries ({split}) > {lim:,} (the whole recurrent "
+            f"weight memory of {_lim_name(net)}; largest share `{big.name}`){extra}.",
+            f"prune >= {n - lim:,} hidden-to-hidden / recurrent weights (an average fan-out of "
+            f"<= {avg:.3g} targets per hidden neuron fits), or make the hidden layers narrower.",
+        )
+    ]
+
+
 def rule_input_reach(net: _Net) -> list[Violation]:
     lim = net.lim("input_projection_reach")
-    nien, _ = _expansion(net)
-    if nien <= lim:
+    reach, _ = _reach(net)
+    if reach <= lim:
         return []
     lin, first = net.input_linear, net.hidden[0]
+    driven = _input_targets(net)
+    lost = int(np.count_nonzero(driven[lim:]))
+    n_driven = int(np.count_nonzero(driven))
+    fix = (
+        f"give only the first {lim} neurons of `{first.name}` input weights (reorder its neurons: "
+        f"permute the rows of `{lin.name}` and the columns of the next weights; {lost} to move)"
+        if n_driven <= lim
+        else f"zero the input weights of >= {n_driven - lim} neurons of `{first.name}` and put "
+        f"the rest first"
+    )
     return [
         Violation(
             lin.name,
             "input_reach",
-            nien,
+            reach,
             lim,
-            f"input projection `{lin.name}` reaches {nien} hidden neurons (of `{first.name}`) > "
-            f"{lim} (the input weights of {_lim_name(net)} reach only {lim} hidden neurons).",
-            f"make the first hidden layer `{first.name}` <= {lim} neurons (zero the input "
-            f"weights of {nien - lim} of them) and widen the network in a later hidden layer.",
+            f"input projection `{lin.name}` writes hidden neuron {reach - 1} of `{first.name}` "
+            f"(rockpool maps `{first.name}` to hidden neurons 0..{_neurons(first) - 1}), but the "
+            f"input weights of {_lim_name(net)} reach only the first {lim} hidden neurons: the "
+            f"input weights of {lost} neuron(s) at positions >= {lim} would be dropped.",
+            f"{fix}, or make `{first.name}` <= {lim} neurons and widen a later hidden layer.",
         )
     ]
 
 
 def rule_readout_reach(net: _Net) -> list[Violation]:
     lim = net.lim("readout_reach")
-    _, noen = _expansion(net)
-    if noen <= lim:
+    _, reach = _reach(net)
+    if reach <= lim:
         return []
     lin, last = net.readout, net.hidden[-1]
+    m = _neurons(last)
+    read = _readout_sources(net)
+    lost = int(np.count_nonzero(read[: m - lim]))
+    n_read = int(np.count_nonzero(read))
+    fix = (
+        f"read only the last {lim} neurons of `{last.name}` (reorder its neurons: permute the "
+        f"columns of `{lin.name}` and the rows of the weights into it; {lost} to move)"
+        if n_read <= lim
+        else f"zero the readout weights of >= {n_read - lim} neurons of `{last.name}` and put "
+        f"the rest last"
+    )
     return [
         Violation(
             lin.name,
             "readout_reach",
-            noen,
+            reach,
             lim,
-            f"readout `{lin.name}` reads {noen} hidden neurons (of `{last.name}`) > {lim} (the "
-            f"readout of {_lim_name(net)} reads only {lim} hidden neurons).",
-            f"make the last hidden layer `{last.name}` <= {lim} neurons (add a narrower hidden "
-            f"layer before the readout) or zero the readout weights of {noen - lim} neurons.",
+            f"readout `{lin.name}` reads neuron {m - reach} of `{last.name}` ({m} neurons, "
+            f"allocated last by rockpool), but the readout of {_lim_name(net)} reads only the "
+            f"last {lim} hidden neurons: the readout weights of {lost} neuron(s) before position "
+            f"{m - lim} would be dropped.",
+            f"{fix}, or make `{last.name}` <= {lim} neurons (add a narrower hidden layer before "
+            "the readout).",
         )
     ]
 
@@ -766,13 +911,63 @@ def _weight_mats(net: _Net) -> dict[str, np.ndarray]:
     return mats
 
 
+@dataclass
+class _QGroup:
+    """One scale group of rockpool's ``global_quantize``."""
+
+    names: list[str]  # weight matrices of the group
+    layer: LayerNode | None  # the spiking layer with the group's largest threshold
+    threshold: float | None  # that threshold (model units)
+    scale: float  # 2^(bits-1) - 1 over max|w| of the group
+    limited: float  # threshold rescale of the vendor (1.0: none)
+    table: pd.DataFrame  # quantise_weights' per-matrix errors
+
+
+def _quant_groups(net: _Net) -> dict[str, _QGroup]:
+    """``recurrent`` (input + hidden-to-hidden + recurrent weights, hidden thresholds) and
+    ``readout`` (readout weights, output threshold), each with its own scale, as rockpool's
+    ``global_quantize`` does."""
+    mats = _weight_mats(net)
+    bits, tbits = net.lim("weight_bits"), net.lim("threshold_bits")
+    readout = net.readout.name
+    groups = {
+        "recurrent": ([n for n in mats if n != readout], net.hidden),
+        "readout": ([readout], [net.output]),
+    }
+    out = {}
+    for key, (names, nodes) in groups.items():
+        thr = [
+            (abs(float(s.attrs["threshold"])), s)
+            for s in nodes
+            if s.attrs.get("threshold") is not None
+        ]
+        thr_max, layer = max(thr, key=lambda t: t[0]) if thr else (None, None)
+        sub = {n: mats[n] for n in names}
+        eff, table = quantise_weights(sub, bits, thr_max, tbits)
+        qmax = 2 ** (bits - 1) - 1
+        wmax = max((float(np.abs(w).max()) for w in sub.values() if w.size), default=0.0)
+        scale = qmax / wmax if wmax > 0 else 1.0
+        out[key] = _QGroup(names, layer, thr_max, scale, eff / scale, table)
+    return out
+
+
+def _dequantised(w: np.ndarray, g: _QGroup, bits: int) -> np.ndarray:
+    qmax = 2 ** (bits - 1) - 1
+    q = np.clip(np.round(w * g.scale), -qmax - 1, qmax)
+    if g.limited != 1.0:
+        q = np.round(q * g.limited)
+    return q / (g.scale * g.limited)
+
+
 def rule_weight_quantisation(net: _Net) -> list[Violation]:
     bits = net.lim("weight_bits")
-    _, q = quantise_weights(_weight_mats(net), bits)
     out = []
-    for name, row in q.iterrows():
-        rel = float(row["weight_quant_rmse_rel"])
-        if rel > QUANT_WARN_REL:
+    for key, g in _quant_groups(net).items():
+        group = "input + recurrent weights" if key == "recurrent" else "the readout"
+        for name, row in g.table.iterrows():
+            rel = float(row["weight_quant_rmse_rel"])
+            if rel <= QUANT_WARN_REL:
+                continue
             out.append(
                 Violation(
                     str(name),
@@ -780,12 +975,12 @@ def rule_weight_quantisation(net: _Net) -> list[Violation]:
                     round(rel, 4),
                     QUANT_WARN_REL,
                     f"{bits}-bit weight error of `{name}` (RMS {rel:.1%} of its RMS weight, max "
-                    f"{row['weight_quant_max_abs_err']:.3g}) > {QUANT_WARN_REL:.0%} (one global "
-                    f"scale over all weights).",
-                    "train with quantisation-aware training (int8, global scale) or bring the "
-                    f"weight magnitudes of `{name}` closer to the largest weight of the network "
-                    "(fewer distinct magnitudes, weight normalisation per layer and a matching "
-                    "threshold).",
+                    f"{row['weight_quant_max_abs_err']:.3g}) > {QUANT_WARN_REL:.0%} (one scale "
+                    f"over {group}, as rockpool's global_quantize).",
+                    "train with quantisation-aware training (int8, one scale for input + "
+                    f"recurrent weights, one for the readout) or bring the weight magnitudes of "
+                    f"`{name}` closer to the largest weight of {group} (weight normalisation per "
+                    "layer and a matching threshold).",
                     WARNING,
                 )
             )
@@ -793,28 +988,61 @@ def rule_weight_quantisation(net: _Net) -> list[Violation]:
 
 
 def rule_threshold_range(net: _Net) -> list[Violation]:
-    bits = net.lim("threshold_bits")
-    if bits is None:
+    """A threshold past the signed threshold range: the vendor quantiser rescales threshold and
+    weights together (a precision loss, a warning); an error once a weight matrix quantises to
+    all zeros."""
+    tbits = net.lim("threshold_bits")
+    if tbits is None:
         return []
-    scale, _ = quantise_weights(_weight_mats(net), net.lim("weight_bits"))
-    qmax = 2 ** (bits - 1) - 1
+    bits = net.lim("weight_bits")
+    qmax, tmax = 2 ** (bits - 1) - 1, 2 ** (tbits - 1) - 1
     out = []
-    for _, s in net.pairs:
-        thr = s.attrs.get("threshold")
-        if thr is None:
+    for key, g in _quant_groups(net).items():
+        if g.limited == 1.0 or g.layer is None or g.threshold is None:
             continue
-        q = abs(float(thr)) * scale
-        if q > qmax:
+        s = g.layer
+        q = g.threshold * g.scale
+        ratio = tmax / qmax
+        nz = {n: int(np.count_nonzero(_weight_mats(net)[n])) for n in g.names}
+        dead = [n for n in g.names if nz[n] and int(g.table.at[n, "weight_quant_zeroed"]) == nz[n]]
+        zeroed = int(g.table["weight_quant_zeroed"].sum())
+        worst = g.table["weight_quant_rmse_rel"].idxmax()
+        rms = float(g.table.at[worst, "weight_quant_rmse_rel"])
+        head = (
+            f"threshold of `{s.name}` in weight units ({g.threshold:g} x {g.scale:.3g} = {q:.0f}) "
+            f"> {tmax} ({tbits}-bit threshold): the vendor quantiser scales the threshold and the "
+            f"{'input + recurrent' if key == 'recurrent' else 'readout'} weights by "
+            f"{g.limited:.3g} to fit"
+        )
+        hint = (
+            f"scale the weights up (or the threshold of `{s.name}` down) by >= {q / tmax:.3g}x: "
+            f"threshold / max|w| must be <= {ratio:.0f} to keep all {qmax} weight levels."
+        )
+        if dead:
+            names = ", ".join(f"`{n}`" for n in dead)
             out.append(
                 Violation(
                     s.name,
                     "threshold_range",
                     round(q),
-                    qmax,
-                    f"threshold of `{s.name}` in weight units ({float(thr):g} x {scale:.3g} = "
-                    f"{q:.0f}) > {qmax} ({bits}-bit threshold): the weights are too small for it.",
-                    f"scale the weights up (or the threshold of `{s.name}` down) by >= "
-                    f"{q / qmax:.3g}x: threshold / max|w| must be <= {qmax / (2 ** (net.lim('weight_bits') - 1) - 1):.0f}.",
+                    tmax,
+                    f"{head}, and every weight of {names} quantises to zero (the largest weight "
+                    f"becomes {qmax} x {g.limited:.3g} = {qmax * g.limited:.3g} < 0.5).",
+                    hint,
+                )
+            )
+        else:
+            out.append(
+                Violation(
+                    s.name,
+                    "threshold_range",
+                    round(q),
+                    tmax,
+                    f"{head}: precision loss, the largest weight keeps "
+                    f"{int(np.round(qmax * g.limited))} of {qmax} levels, RMS weight error "
+                    f"{rms:.1%} (worst `{worst}`), {zeroed} weight(s) quantise to zero.",
+                    hint,
+                    WARNING,
                 )
             )
     return out
@@ -852,9 +1080,27 @@ def rule_time_constants(net: _Net) -> list[Violation]:
         row = _tau_row(s, net.dt)
         for which in ("mem", "syn"):
             err = row[f"tau_{which}_err_pct"]
-            if math.isnan(err) or abs(err) <= TAU_WARN_PCT:
+            if math.isnan(err):
                 continue
             tau_steps = row[f"tau_{which}_s"] / net.dt
+            if tau_steps <= 1.0:
+                # rockpool's Xylo graph modules refuse it: dash = log2(tau / dt) needs tau > dt
+                out.append(
+                    Violation(
+                        s.name,
+                        "time_constant_le_dt",
+                        round(row[f"tau_{which}_s"], 9),
+                        round(net.dt, 9),
+                        f"tau_{which} of `{s.name}` ({_fmt_s(row[f'tau_{which}_s'])} = "
+                        f"{tau_steps:.3g} steps) <= dt {_fmt_s(net.dt)}: the vendor mapper cannot "
+                        "turn it into a bit-shift decay (dash = log2(tau / dt)) and refuses it.",
+                        f"use tau_{which} > dt: {_fmt_s(2 * net.dt)} (2 steps, dash 1) or more, "
+                        f"or a shorter dt (< {_fmt_s(row[f'tau_{which}_s'])}).",
+                    )
+                )
+                continue
+            if abs(err) <= TAU_WARN_PCT:
+                continue
             lo, hi = _representable_taus(tau_steps)
             dash = int(row[f"dash_{which}"])
             out.append(
@@ -1032,6 +1278,7 @@ XYLO_RULES: list[Rule] = [
     rule_output_neurons,
     rule_synaptic_states,
     rule_fanout,
+    rule_recurrent_memory,
     rule_input_reach,
     rule_readout_reach,
     rule_weight_quantisation,
@@ -1122,26 +1369,23 @@ def _tables(
         }
         return layers, cores, summary
 
-    nien, noen = _expansion(net)
+    reach_in, reach_out = _reach(net)
     fan = _fanout(net)
     fan_max = max((int(t.max()) for _, t, _ in fan if t.size), default=0)
+    rec_total = _rec_total(net)
     mats = _weight_mats(net)
-    scale, q = quantise_weights(mats, lim("weight_bits"))
+    groups = _quant_groups(net)
+    group_of = {n: g for g in groups.values() for n in g.names}
+    bits = lim("weight_bits")
 
     def quant(names: list[str]) -> tuple[float, float]:
         ws = [mats[n] for n in names]
         if not ws or all(w.size == 0 for w in ws):
             return math.nan, math.nan
-        # RMS over the pooled weights of the row, max over them
-        errs = []
-        for w in ws:
-            qq = np.clip(
-                np.round(w * scale),
-                -(2 ** (lim("weight_bits") - 1)),
-                2 ** (lim("weight_bits") - 1) - 1,
-            )
-            errs.append((w - qq / scale).ravel())
-        e = np.concatenate(errs)
+        # RMS over the pooled weights of the row (each with its group's scale), max over them
+        e = np.concatenate(
+            [(mats[n] - _dequantised(mats[n], group_of[n], bits)).ravel() for n in names]
+        )
         a = np.concatenate([w.ravel() for w in ws])
         rms_a = float(np.sqrt(np.mean(a**2)))
         return (float(np.sqrt(np.mean(e**2))) / rms_a if rms_a > 0 else 0.0, float(np.abs(e).max()))
@@ -1184,7 +1428,7 @@ def _tables(
             "synaptic_states_limit": math.nan,
             "max_fanout": math.nan,
             "fanout_limit": math.nan,
-            "reach": nien,
+            "reach": reach_in,
             "reach_limit": lim("input_projection_reach"),
             "weights": int(mats[net.input_linear.name].size),
             "weights_nonzero": int(np.count_nonzero(mats[net.input_linear.name])),
@@ -1205,6 +1449,8 @@ def _tables(
             "reach_limit": math.nan,
             "weights": int(sum(mats[n].size for n in hidden_w)),
             "weights_nonzero": int(sum(np.count_nonzero(mats[n]) for n in hidden_w)),
+            "recurrent_entries": rec_total,
+            "recurrent_entries_limit": lim("recurrent_weights_total", math.nan),
             "max_per_step": act_max(net.hidden, "out_max_per_step"),
             "max_per_step_limit": lim("max_spikes_per_step_hidden"),
         },
@@ -1216,7 +1462,7 @@ def _tables(
             "synaptic_states_limit": lim("synaptic_states_output"),
             "max_fanout": math.nan,
             "fanout_limit": math.nan,
-            "reach": noen,
+            "reach": reach_out,
             "reach_limit": lim("readout_reach"),
             "weights": int(mats[net.readout.name].size),
             "weights_nonzero": int(np.count_nonzero(mats[net.readout.name])),
@@ -1267,11 +1513,18 @@ def _tables(
             f"hidden fan-out {fan_max} / {lim('max_fanout_hidden')}",
         ),
         (
-            nien / lim("input_projection_reach"),
-            f"input projection reach {nien} / {lim('input_projection_reach')}",
+            reach_in / lim("input_projection_reach"),
+            f"input projection reach {reach_in} / {lim('input_projection_reach')}",
         ),
-        (noen / lim("readout_reach"), f"readout reach {noen} / {lim('readout_reach')}"),
+        (reach_out / lim("readout_reach"), f"readout reach {reach_out} / {lim('readout_reach')}"),
     ]
+    if lim("recurrent_weights_total") is not None:
+        ratios.append(
+            (
+                rec_total / lim("recurrent_weights_total"),
+                f"recurrent weight memory {rec_total} / {lim('recurrent_weights_total')}",
+            )
+        )
     summary: dict[str, Any] = {
         "cores_used": 1,
         "cores_available": 1,
@@ -1281,7 +1534,9 @@ def _tables(
         "input_channels": net.n_in,
         "output_neurons": net.n_out,
         "max_fanout_hidden": fan_max,
-        "weight_scale": scale,
+        "recurrent_weights": rec_total,
+        "weight_scale": groups["recurrent"].scale * groups["recurrent"].limited,
+        "weight_scale_readout": groups["readout"].scale * groups["readout"].limited,
     }
     rt = _realtime(net)
     if rt is not None:
@@ -1348,17 +1603,23 @@ def _add_notes(net: _Net) -> None:
                 "as the 16-bit state leaves the state unchanged (derived, not from a source)."
             )
     notes.append(
-        "fan-out counts nonzero weights to the next hidden layer, the layer's own recurrent "
-        "weights and (last hidden layer) the readout."
+        "fan-out counts the hidden neurons a hidden neuron drives (next hidden layer and its own "
+        "recurrent weights; a two-synapse target once); the readout weights have their own dense "
+        "memory and are not counted (Audio 2 / Audio 3 RAM maps; assumed for IMU, whose RAM map "
+        "is not published)."
     )
     notes.append(
-        "quantisation: one global int scale over all weight matrices "
-        "(max |w| -> 2^(bits-1) - 1); per-matrix bit shifts of the chip are not used."
+        "quantisation as rockpool's global_quantize: one int scale over the input + recurrent "
+        "weights, one over the readout (max |w| -> 2^(bits-1) - 1); a threshold past its range "
+        "rescales its group; per-matrix bit shifts of the chip are not used."
     )
     if net.profile.limit("input_projection_reach", 0) < net.profile.limit("hidden_neurons", 0):
         notes.append(
-            "input reach and readout reach are checked separately: the sources do not say "
-            "whether the 128 neurons the readout reads are the same 128 the input reaches."
+            "reach by position, as rockpool allocates the hidden neurons: the input weights reach "
+            "the first hidden layer's first "
+            f"{net.profile.limit('input_projection_reach')} neurons, the readout reads the last "
+            f"{net.profile.limit('readout_reach')} neurons of the last hidden layer; weights past "
+            "them are dropped by the vendor's config_from_specification."
         )
     if not net.profile.energy:
         ctx = ", ".join(
