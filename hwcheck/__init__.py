@@ -35,3 +35,7 @@ __all__ += ["calibrate", "check", "compare", "report", "Report"]
 from hwcheck.nir_import import from_nir  # noqa: E402
 
 __all__ += ["from_nir"]
+from hwcheck.dataset import DatasetAnalysis, analyze_dataset  # noqa: E402
+from hwcheck.events import recordings  # noqa: E402
+
+__all__ += ["DatasetAnalysis", "analyze_dataset", "recordings"]

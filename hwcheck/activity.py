@@ -892,6 +892,7 @@ def analyze(
     progress: bool | None = None,
     reset_states: bool = True,
     graph: LayerGraph | None = None,
+    per_sample: bool | None = None,
 ) -> Analysis:
     """Run ``model`` over ``data`` and count activity per layer (see module docstring).
 
@@ -909,6 +910,8 @@ def analyze(
         progress: show a progress bar (default: when there is more than one batch).
         reset_states: reset every neuron state before each batch (each batch is fresh samples).
         graph: a precomputed layer graph (else built from the first batch's shape).
+        per_sample: analyse sample by sample with distributions (:mod:`hwcheck.dataset`);
+            default: for event recordings, paths and Datasets, and under ``torch.distributed``.
     """
     from torch.utils.data import DataLoader
 
@@ -916,6 +919,10 @@ def analyze(
     from hwcheck.nir_import import as_model
 
     dt = _check_dt(dt)
+    from hwcheck.dataset import analyze_dataset, wants_dataset
+
+    if per_sample or (per_sample is None and wants_dataset(data)):
+        return analyze_dataset(model, data, dt, layout=layout, progress=progress, graph=graph)
     model = as_model(model, dt=dt)[0]  # a nir.NIRGraph or .nir file: taus converted at dt
     _check_model(model)
     if data_layout == "auto" and isinstance(data, DataLoader):

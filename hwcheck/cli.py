@@ -296,6 +296,7 @@ def _print_layers(report: Any) -> None:
     if "kind" in df:
         df = df[df["kind"] != "identity"]
     cols = [c for c in ("kind", "type", "out_shape", "neurons", "firing_rate", "synops", "ops_dense") if c in df]
+    cols += [c for c in ("synops_p95", "events_peak_per_step") if c in df]  # a dataset's spread
     if "synops" not in df:  # a static check: what is known without data
         cols += [c for c in ("params", "synapses", "fan_in_max") if c in df]
     cols += [c for c in df.columns if c.startswith("core_")]
@@ -423,11 +424,32 @@ def _nir_model(model: Any, args: argparse.Namespace) -> Any:
         raise UsageError(f"{args.model}: {exc}") from exc
 
 
+def _is_recordings(source: str) -> bool:
+    from hwcheck.events import is_event_source
+
+    return is_event_source(source)
+
+
+def _recordings(args: argparse.Namespace, model: Any) -> tuple[Any, tuple[int, ...], list[str]]:
+    """``--data`` naming event recordings (a file, folder or glob) as a streamed dataset."""
+    from hwcheck.events import EventError, recordings, shape_from_recording
+
+    try:
+        shape = parse_shape(args.input_shape) if args.input_shape is not None else shape_from_recording(args.data)
+        data = recordings(args.data, shape, args.dt)
+    except (EventError, ImportError) as exc:
+        raise UsageError(f"--data {args.data}: {exc}") from exc
+    notes = [f"model: {args.model}", f"input: {len(data)} event recording(s) from {args.data}, binned to dt with Tonic's ToFrame"]
+    return data, shape, notes
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     args.name = args.name if args.name is not None else default_name(args.model)
     if args.input_shape is not None:
         parse_shape(args.input_shape)  # a bad shape is named before the model is loaded
     model = _nir_model(load_model(args.model, args.trust_pickle), args)
+    if args.data and _is_recordings(args.data):  # event recordings: binned at --dt, streamed
+        return _run_report(args, model, *_recordings(args, model))
     events = load_data(args.data) if args.data else None
     input_shape = _input_shape(args, model, events)
     notes = [f"model: {args.model}"]
@@ -607,7 +629,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="one sample at one time step, e.g. 2,128,128 (default: from --data)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", metavar="FILE", help="events (.pt/.npy/.npz) laid out (T, ...) or (B, T, ...)")
+    src.add_argument("--data", metavar="FILE", help="events (.pt/.npy/.npz) laid out (T, ...) or (B, T, ...), or event "
+                     "recordings (x, y, t, p): an .npy/.npz/.aedat4 file, a folder or a glob, binned at --dt")
     src.add_argument("--timesteps", type=parse_steps, metavar="T", help="synthetic Poisson input of T steps (seeded)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic input (default 0)")
     p.add_argument("--name", default=None,
