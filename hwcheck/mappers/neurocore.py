@@ -268,16 +268,27 @@ class Population:
             )
         return out
 
-    def out_axons(self, order: str, a: int, e: int) -> int:
-        """Output axons of neurons ``[a, e)`` in ``order`` (0 before the readers are split)."""
-        if self.out_cost is None:
-            return 0
+    def _prefix(self, order: str) -> np.ndarray:
         pre = self._out_prefix.get(order)
         if pre is None:
             pre = np.zeros(self.n + 1, np.int64)
             np.cumsum(self.out_cost[self.order(order)], out=pre[1:])
             self._out_prefix[order] = pre
+        return pre
+
+    def out_axons(self, order: str, a: int, e: int) -> int:
+        """Output axons of neurons ``[a, e)`` in ``order`` (0 before the readers are split)."""
+        if self.out_cost is None:
+            return 0
+        pre = self._prefix(order)
         return int(pre[e] - pre[a])
+
+    def out_axon_end(self, order: str, a: int, limit: int) -> int:
+        """The largest end ``e`` with the output axons of ``[a, e)`` within ``limit``."""
+        if self.out_cost is None:
+            return self.n
+        pre = self._prefix(order)
+        return max(a + 1, int(np.searchsorted(pre, pre[a] + limit, side="right")) - 1)
 
     def order(self, name: str) -> np.ndarray:
         """Neuron indices (flat ``(C, *spatial)`` indices) in partition order ``name``."""
@@ -934,6 +945,8 @@ def _partition_one_by_one(
         if max_cores is not None and len(cores) > max_cores:
             break
         hi = n if lim.neurons is None else min(n, start + lim.neurons)
+        if lim.axons_out is not None:  # output axons add up over neurons: cut there directly
+            hi = min(hi, pop.out_axon_end(order, start, lim.axons_out))
         good: CoreUse | None = None  # longest block known feasible
         bad = hi + 1  # shortest end known infeasible
         guess = min(hi, start + prev) if prev else hi
