@@ -345,14 +345,27 @@ def _output_plan(args: argparse.Namespace) -> tuple[tuple[str, ...], Path | None
     return formats, out
 
 
-def _run_report(args: argparse.Namespace, model: Any, data: Any, input_shape: tuple[int, ...], notes: list[str]) -> int:
+def _run_report(
+    args: argparse.Namespace, model: Any, data: Any, input_shape: tuple[int, ...], notes: list[str]
+) -> int:
     from hwcheck.check import report as make_report
 
     formats, out_dir = _output_plan(args)
+    analysis = None
+    processes = getattr(args, "processes", 1)
+    if processes > 1 and data is not None:
+        if not (args.data and _is_recordings(args.data)):
+            raise UsageError("--processes needs --data with event recordings (a folder, a glob or files)")
+        from hwcheck.dataset import analyze_dataset
+
+        analysis = analyze_dataset(model, data, args.dt, input_shape=input_shape, processes=processes,
+                                   progress=False if args.quiet else None)
+        data = None
     rep = make_report(
         model,
         args.chip,
         data,
+        analysis=analysis,
         input_shape=input_shape,
         dt=args.dt,
         name=args.name,
@@ -632,6 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", metavar="FILE", help="events (.pt/.npy/.npz) laid out (T, ...) or (B, T, ...), or event "
                      "recordings (x, y, t, p): an .npy/.npz/.aedat4 file, a folder or a glob, binned at --dt")
     src.add_argument("--timesteps", type=parse_steps, metavar="T", help="synthetic Poisson input of T steps (seeded)")
+    p.add_argument("--processes", type=parse_steps, default=1, metavar="N",
+                   help="analyse event recordings in N local processes (gloo; the figures equal one process's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic input (default 0)")
     p.add_argument("--name", default=None,
                    help="report name: folder reports/NAME (default: from the model, e.g. 'mynet-net' for mynet.py:net)")

@@ -307,3 +307,24 @@ def test_model_on_its_device_takes_cpu_samples():
     net = small_net()
     a = analyze_dataset(net, recs(1), DT, input_shape=SHAPE)
     assert math.isfinite(a.summary()["synops"])
+
+
+def test_cli_processes_give_the_figures_of_one_process(tmp_path, capsys):
+    from hwcheck.cli import main
+
+    for i, ev in enumerate(recs(3)):
+        np.save(tmp_path / f"r{i}.npy", ev)
+    (tmp_path / "net.py").write_text(
+        "import torch\nfrom tests.test_dataset import small_net\nnet = small_net()\n"
+    )
+    frames = {}
+    for n in (1, 2):
+        out = tmp_path / f"rep{n}"
+        rc = main(["check", f"{tmp_path / 'net.py'}:net", "--chip", "speck2f", "--data", str(tmp_path / "r*.npy"),
+                   "--input-shape", "2,8,8", "--processes", str(n), "--out", str(out), "--format", "csv", "-q"])  # fmt: skip
+        assert rc == 0
+        frames[n] = pd.read_csv(out / "layers.csv", dtype={"layer": str})
+    pd.testing.assert_frame_equal(frames[1], frames[2])
+    rc = main(["check", f"{tmp_path / 'net.py'}:net", "--chip", "speck2f", "--timesteps", "5",
+               "--input-shape", "2,8,8", "--processes", "2", "--no-save", "-q"])  # fmt: skip
+    assert rc == 2 and "--processes needs --data" in capsys.readouterr().err
