@@ -328,3 +328,32 @@ def test_cli_processes_give_the_figures_of_one_process(tmp_path, capsys):
     rc = main(["check", f"{tmp_path / 'net.py'}:net", "--chip", "speck2f", "--timesteps", "5",
                "--input-shape", "2,8,8", "--processes", "2", "--no-save", "-q"])  # fmt: skip
     assert rc == 2 and "--processes needs --data" in capsys.readouterr().err
+
+
+def test_aedat4_recordings_read_back_what_was_written(tmp_path):
+    """An AEDAT4 file written with iniVation's dv-processing, read with the aedat decoder: the same
+    events, and the same analysis as the events given as an .npy list."""
+    dv = pytest.importorskip("dv_processing")
+    pytest.importorskip("aedat")
+    from hwcheck.events import load_recording
+
+    ev = recs(1)[0]
+    writer = dv.io.MonoCameraWriter(
+        str(tmp_path / "rec.aedat4"), dv.io.MonoCameraWriter.EventOnlyConfig("hwcheck-test", (SHAPE[2], SHAPE[1]))
+    )
+    store = dv.EventStore()
+    t0 = 1_000_000  # dv-processing needs absolute microsecond timestamps
+    for e in ev:
+        store.push_back(int(e["t"]) + t0, int(e["x"]), int(e["y"]), bool(e["p"]))
+    writer.writeEvents(store)
+    del writer  # closes the file
+    back = load_recording(tmp_path / "rec.aedat4")
+    assert len(back) == len(ev)
+    for f in ("x", "y", "p"):
+        np.testing.assert_array_equal(back[f].astype(np.int64), ev[f].astype(np.int64))
+    np.testing.assert_array_equal(back["t"].astype(np.int64) - t0, ev["t"].astype(np.int64))
+    np.save(tmp_path / "rec.npy", ev)
+    net = small_net()
+    a = analyze_dataset(net, str(tmp_path / "rec.aedat4"), DT, input_shape=SHAPE, progress=False)
+    b = analyze_dataset(net, str(tmp_path / "rec.npy"), DT, input_shape=SHAPE, progress=False)
+    pd.testing.assert_frame_equal(a.layers, b.layers)
