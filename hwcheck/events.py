@@ -38,7 +38,7 @@ __all__ = [
 
 # Tonic's dtype for DVS events (``tonic.io.make_structured_array``): t in microseconds
 EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "<i1")])
-EVENT_SUFFIXES = (".npy", ".npz", ".aedat4")
+EVENT_SUFFIXES = (".npy", ".npz", ".aedat4", ".h5", ".hdf5")
 
 
 class EventError(ValueError):
@@ -98,7 +98,7 @@ def is_event_source(source: Any) -> bool:
     p = Path(text)
     if p.is_dir() or (not p.exists() and _glob.has_magic(text)):
         return True
-    if p.suffix == ".aedat4":
+    if p.suffix in (".aedat4", ".h5", ".hdf5"):
         return True
     if p.is_file() and p.suffix in (".npy", ".npz"):
         try:
@@ -117,12 +117,16 @@ def load_recording(path: str | Path) -> np.ndarray:
 
     ``.npy``: a structured array with fields x, y, t, p (or a plain ``(N, 4)`` array in that
     column order); ``.npz``: arrays ``x``, ``y``, ``t``, ``p`` (or one structured array);
-    ``.aedat4``: the polarity events of the file (``aedat`` decoder; t in microseconds).
+    ``.aedat4``: the polarity events of the file (``aedat`` decoder; t in microseconds);
+    ``.h5``/``.hdf5``: the first event list in the file, a structured dataset with fields x, y,
+    t, p (e.g. ``events`` or ``CD/events``) or a group of datasets ``x``, ``y``, ``t``, ``p``.
     """
     p = Path(path)
     try:
         if p.suffix == ".aedat4":
             ev = _read_aedat4(p)
+        elif p.suffix in (".h5", ".hdf5"):
+            ev = _read_hdf5(p)
         elif p.suffix == ".npy":
             ev = _from_array(np.load(p, allow_pickle=False), p)
         elif p.suffix == ".npz":
@@ -157,6 +161,30 @@ def _from_array(arr: np.ndarray, p: Path) -> np.ndarray:
         f"{p}: expected events (a structured array with fields x, y, t, p, or an (N, 4) array), "
         f"got an array of shape {arr.shape} and dtype {arr.dtype}"
     )
+
+
+def _read_hdf5(p: Path) -> np.ndarray:
+    import h5py
+
+    found: list[np.ndarray] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if found:
+            return
+        if isinstance(obj, h5py.Dataset) and obj.dtype.names and {"x", "t", "p"} <= set(obj.dtype.names):
+            arr = obj[()]
+            y = arr["y"] if "y" in obj.dtype.names else np.zeros(len(arr), dtype=np.int16)
+            found.append(make_events(arr["x"], y, arr["t"], arr["p"]))
+        elif isinstance(obj, h5py.Group) and {"x", "t", "p"} <= set(obj.keys()):
+            y = obj["y"][()] if "y" in obj else np.zeros(len(obj["x"]), dtype=np.int16)
+            found.append(make_events(obj["x"][()], y, obj["t"][()], obj["p"][()]))
+
+    with h5py.File(p, "r") as f:
+        visit("/", f)
+        f.visititems(visit)
+    if not found:
+        raise EventError(f"{p}: no event list in the file (a dataset with fields x, y, t, p, or a group of x, y, t, p)")
+    return found[0]
 
 
 def _read_aedat4(p: Path) -> np.ndarray:

@@ -357,3 +357,30 @@ def test_aedat4_recordings_read_back_what_was_written(tmp_path):
     a = analyze_dataset(net, str(tmp_path / "rec.aedat4"), DT, input_shape=SHAPE, progress=False)
     b = analyze_dataset(net, str(tmp_path / "rec.npy"), DT, input_shape=SHAPE, progress=False)
     pd.testing.assert_frame_equal(a.layers, b.layers)
+
+
+@pytest.mark.parametrize("layout", ["structured", "group"])
+def test_hdf5_event_lists(tmp_path, layout):
+    h5py = pytest.importorskip("h5py")
+    from hwcheck.events import load_recording
+
+    ev = recs(1)[0]
+    with h5py.File(tmp_path / "rec.h5", "w") as f:
+        if layout == "structured":
+            f.create_dataset("CD/events", data=ev)  # as Prophesee's HDF5 files keep them
+        else:
+            g = f.create_group("events")
+            for name in ("x", "y", "t", "p"):
+                g.create_dataset(name, data=ev[name])
+    back = load_recording(tmp_path / "rec.h5")
+    for name in ("x", "y", "t", "p"):
+        np.testing.assert_array_equal(back[name].astype(np.int64), ev[name].astype(np.int64))
+    np.save(tmp_path / "rec.npy", ev)
+    net = small_net()
+    a = analyze_dataset(net, str(tmp_path / "rec.h5"), DT, input_shape=SHAPE, progress=False)
+    b = analyze_dataset(net, str(tmp_path / "rec.npy"), DT, input_shape=SHAPE, progress=False)
+    pd.testing.assert_frame_equal(a.layers, b.layers)
+    with h5py.File(tmp_path / "none.h5", "w") as f:
+        f.create_dataset("weights", data=np.zeros(3))
+    with pytest.raises(ValueError, match="no event list"):
+        load_recording(tmp_path / "none.h5")
