@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from hwcheck.connectivity import chain_fanout_map
-from hwcheck.graph import LayerGraph, _model_dtype, describe, preserved_state
+from hwcheck.graph import LayerGraph, LayerNode, _model_dtype, describe, preserved_state
 from hwcheck.layers import spec_for
 from hwcheck.timing import (
     BatchPlan,
@@ -528,7 +528,7 @@ class ActivityCounter:
         self._compute_plan()
         keep = (
             "calls", "event_point", "point_shape", "fanout", "fanout_nz", "points", "spike_nodes",
-            "feature_numel", "pre_todo", "fan_rows",
+            "feature_numel", "pre_todo", "fan_rows", "branches", "out_points",
         )  # fmt: skip
         self.graph.__dict__["_counter_plan"] = {k: self.__dict__[k] for k in keep}
 
@@ -588,6 +588,14 @@ class ActivityCounter:
             w: torch.stack([torch.ones_like(f), f, self.fanout_nz[w]]).reshape(3, -1)
             for w, f in self.fanout.items()
         }
+        # weight layers that read a merge: each branch's events are the spikes of the neuron
+        # layer it starts at (before any pooling), counted where that layer's output is summed
+        self.branches: dict[str, list[tuple[str, torch.Tensor]]] = {}
+        for node in g.by_kind("conv", "linear"):
+            plan = _merge_branches(g, node)
+            if plan:
+                self.branches[node.name] = plan
+        self.out_points = {q for plan in self.branches.values() for q, _ in plan}
 
     def reset(self) -> None:
         """Zero every counter (hooks stay in place)."""
@@ -595,6 +603,7 @@ class ActivityCounter:
         self.n_steps_total = 0
         self._input_acc = 0.0  # model input events, summed
         self.point_acc: dict[str, torch.Tensor] = {}
+        self.out_acc: dict[str, torch.Tensor] = {}  # output column sums of branch sources
         self.acc: dict[str, dict[str, Any]] = {n.name: {} for n in self.graph}
         # per-neuron sums over batch and time (only with per_neuron=True): name -> (in, out)
         self.neuron_in: dict[str, torch.Tensor] = {}
@@ -805,6 +814,12 @@ class ActivityCounter:
         if features == 0 or out.numel() % features:
             features = 1  # not the traced feature shape: the total is still right
         colsum = st.abs_colsum(out, features)
+        if name in self.out_points and colsum.numel() == features:
+            prev = self.out_acc.get(name)
+            if prev is None:
+                self.out_acc[name] = colsum.reshape(-1).clone()
+            else:
+                prev.add_(colsum.reshape(-1))
         acc["spikes_out"] = acc.get("spikes_out", 0.0) + float(colsum.sum())
         acc["out_max_per_step"] = max(acc.get("out_max_per_step", 0.0), _absmax(st.minmax(out)))
         if node.kind == "activation":
@@ -833,7 +848,15 @@ class ActivityCounter:
             acc = self.acc[node.name]
             row = {k: float(acc[k]) if k in acc else 0.0 for k in SUM_FIELDS}
             row.update({k: float(acc[k]) if k in acc else 0.0 for k in MAX_FIELDS})
-            if node.kind in ("conv", "linear"):
+            if node.kind in ("conv", "linear") and node.name in self.branches:
+                total = [0.0, 0.0, 0.0]
+                for q, fans in self.branches[node.name]:
+                    oacc = self.out_acc.get(q)
+                    if oacc is not None:
+                        got = torch.mv(fans.to(device=oacc.device, dtype=oacc.dtype), oacc).tolist()
+                        total = [a + b for a, b in zip(total, got, strict=True)]
+                row["events_in"], row["synops"], row["synops_effective"] = total
+            elif node.kind in ("conv", "linear"):
                 pacc = self.point_acc.get(self.event_point[node.name])
                 if pacc is not None:
                     fans = self.fan_rows[node.name].to(pacc.device)
@@ -847,6 +870,46 @@ class ActivityCounter:
             input_events=self._input_acc,
             raw=raw,
         )
+
+
+def _merge_branches(g: LayerGraph, w: LayerNode) -> list[tuple[str, torch.Tensor]]:
+    """For a weight layer that reads a merge (an addition of branches): per branch, the neuron
+    layer it starts at and the fan rows (ones, fan-out, nonzero fan-out) of that layer's outputs
+    through the branch's pooling and ``w``. Empty where ``w`` reads no merge, or a branch does
+    not start at a spiking / activation layer through pooling and reshapes only."""
+
+    def single_pred(n: str) -> str | None:
+        ps = g.predecessors(n)
+        return ps[0] if len(ps) == 1 else None
+
+    m = single_pred(w.name)
+    while m is not None and m in g.nodes and g[m].kind in ("reshape", "identity"):
+        m = single_pred(m)
+    if m is None or m not in g.nodes or g[m].kind != "merge":
+        return []
+    spec = spec_for(w.module)
+    plan = []
+    for b in g.predecessors(m):
+        pools: list[LayerNode] = []
+        q: str | None = b
+        while q is not None and q in g.nodes and g[q].kind in ("reshape", "identity", "pool"):
+            if g[q].kind == "pool":
+                if g[q].attrs.get("pool_type") not in ("avg", "sum"):
+                    return []
+                pools.append(g[q])
+            q = single_pred(q)
+        if q is None or q not in g.nodes or g[q].kind not in ("spiking", "activation"):
+            return []
+        pools.reverse()
+        layers = [(p.module, spec_for(p.module)) for p in pools]
+        reshapes = [(i, tuple(p.in_shape)) for i, p in enumerate(pools)]
+        reshapes.append((len(layers), tuple(w.in_shape)))
+        layers.append((w.module, spec))
+        shape = tuple(g[q].out_shape)
+        fan = chain_fanout_map(layers, reshapes, shape).reshape(-1)
+        fan_nz = chain_fanout_map(layers, reshapes, shape, nonzero=True).reshape(-1)
+        plan.append((q, torch.stack([torch.ones_like(fan), fan, fan_nz])))
+    return plan
 
 
 def _batches(data: Any) -> Iterable[torch.Tensor]:

@@ -598,8 +598,9 @@ class preserved_state:
 
 
 def _merged_avg_pool_notes(nodes: dict[str, LayerNode], edges: list[tuple[str, str]]) -> list[str]:
-    """Weight layers fed by a merge with an average-pooled branch: their input events are
-    counted after the merge, where that branch carries averages, not spike counts."""
+    """Weight layers fed by a merge with an average-pooled branch that does not start at a
+    neuron layer: their input events are counted after the merge, where that branch carries
+    averages, not event counts."""
 
     def back(n: str) -> str:
         while True:
@@ -616,9 +617,11 @@ def _merged_avg_pool_notes(nodes: dict[str, LayerNode], edges: list[tuple[str, s
         if m not in nodes or nodes[m].kind != "merge":
             continue
         branches = [s for s, d in edges if d == m]
+        # counted exactly (from the spikes before the pool) where the branch starts at neurons
         pooled = [
             q for q in branches
             if q in nodes and nodes[q].kind == "pool" and nodes[q].attrs.get("pool_type") == "avg"
+            and not (back(q) in nodes and nodes[back(q)].kind in ("spiking", "activation"))
         ]
         if pooled:
             out.append(

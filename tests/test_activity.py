@@ -556,3 +556,42 @@ def test_analyze_does_not_build_autograd_graph() -> None:
     x = spikes((B * T, 2, 8, 8), 25, max_value=1).requires_grad_(True)
     hwcheck.analyze(model, x)
     assert x.grad is None and all(p.grad is None for p in model.parameters())
+
+
+class _MergeOfPooled(nn.Module):
+    """Merge(AvgPool(spikes a), spikes b) -> conv: the pooled branch's events are a's spikes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.s1 = nn.Conv2d(2, 3, 3, padding=1), sl.IAFSqueeze(batch_size=2)
+        self.p = nn.AvgPool2d(2)
+        self.c2, self.s2 = nn.Conv2d(2, 3, 3, padding=1, stride=2), sl.IAFSqueeze(batch_size=2)
+        self.m = sl.Merge()
+        self.c3, self.s3 = nn.Conv2d(3, 4, 3), sl.IAFSqueeze(batch_size=2)
+
+    def forward(self, x):
+        return self.s3(self.c3(self.m(self.p(self.s1(self.c1(x))), self.s2(self.c2(x)))))
+
+
+def test_events_through_a_merge_with_a_pooled_branch_are_spikes():
+    torch.manual_seed(0)
+    model = _MergeOfPooled()
+    init_weights(model, seed=21, mean=0.6, std=0.4)
+    x = spikes((2 * 6, 2, 8, 8), 22, p=0.4)  # batch 2 x 6 steps, squeezed
+    seen = {}
+    hooks = [model.s1.register_forward_hook(lambda m, i, o: seen.__setitem__("a", o.detach().clone())),
+             model.s2.register_forward_hook(lambda m, i, o: seen.__setitem__("b", o.detach().clone()))]  # fmt: skip
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    sinabs.reset_states(model)
+    a = hwcheck.analyze(model, x, progress=False)
+    pst = pool2d_connections(model.p, (3, 8, 8))
+    fan_a = chain_fan_out([pst, conv_connections(model.c3, pst.out_shape)])
+    fan_b = conv_connections(model.c3, (3, 4, 4)).fan_out()
+    want_events = float(seen["a"].sum() + seen["b"].sum()) / 2
+    want_synops = expected_synops(seen["a"], fan_a, 1, 2) + expected_synops(seen["b"], fan_b, 1, 2)
+    assert want_events > 0
+    assert a.layers.loc["c3", "events_in"] == pytest.approx(want_events)
+    assert a.layers.loc["c3", "synops"] == pytest.approx(want_synops)
