@@ -342,6 +342,36 @@ def test_linear_partition_matches_brute_force():
             )
 
 
+def test_index_bits_sized_to_the_core_match_brute_force():
+    """nengo-loihi sizes the sparse encoding's index bits to the core: ceil(log2 n), at least 6
+    (0 for one compartment), here at most 10."""
+    torch.manual_seed(4)
+    fc = nn.Linear(40, 90)
+    with torch.no_grad():
+        fc.weight[torch.rand_like(fc.weight) < 0.65] = 0.0
+    pop = population(nn.Sequential(fc, sl.IAFSqueeze(batch_size=1)), (40,), "1")
+    rows = linear_rows(fc.weight.detach())
+    lim = dict(synapse_memory_bits_per_core=9000, synapse_index_bits_by_block=True, **LOIHI_LIKE)
+
+    def needs(block):
+        n = len(block)
+        ov = 0 if n == 1 else min(10, max(6, math.ceil(math.log2(n))))
+        return block_needs(block, {**lim, "synapse_overhead_bits": ov})
+
+    for c in partition(pop, core_limits(tiny_profile(cores_per_chip=64, **lim))):
+        assert (c.neurons, c.axons_in, c.synapse_bits) == needs(rows[c.start : c.end])
+    best = [0] + [math.inf] * len(rows)
+    for e in range(1, len(rows) + 1):
+        for a in range(e - 1, -1, -1):
+            if needs(rows[a:e])[2] > 9000:
+                break
+            best[e] = min(best[e], best[a] + 1)
+    cores = partition(pop, core_limits(tiny_profile(cores_per_chip=64, **lim)))
+    assert len(cores) == best[-1]
+    fixed = partition(pop, core_limits(tiny_profile(cores_per_chip=64, synapse_memory_bits_per_core=9000, **LOIHI_LIKE)))
+    assert len(cores) < len(fixed)  # fewer index bits, fewer cores
+
+
 def test_tiny_layer_matches_exhaustive_enumeration():
     """Every one of the 2^(n-1) contiguous splits of a 10-neuron layer, enumerated."""
     torch.manual_seed(7)

@@ -85,6 +85,12 @@ LIMITS: dict[str, FigureSpec] = {
         "int", False, "most inputs one neuron may read (TrueNorth: the 256 axons of its core)"
     ),
     "crossbar_binary": FigureSpec("bool", False, "synapses are 1-bit crossbar connections"),
+    "synapse_index_bits_by_block": FigureSpec(
+        "bool",
+        False,
+        "the sparse encoding's index bits are sized to the core's neurons (at most "
+        "synapse_overhead_bits)",
+    ),
     "conv_population_axons": FigureSpec(
         "bool",
         False,
@@ -143,6 +149,7 @@ class CoreLimits:
     row_synapses: int | None = None
     word_bits: int = 1
     population_axons: bool = False
+    index_bits_by_block: bool = False
 
     @property
     def partitionable(self) -> bool:
@@ -164,7 +171,25 @@ def core_limits(profile: ChipProfile) -> CoreLimits:
         row_synapses=profile.limit("synapse_row_synapses"),
         word_bits=max(1, int(profile.limit("synapse_word_bits", 1))),
         population_axons=bool(profile.limit("conv_population_axons", False)),
+        index_bits_by_block=bool(profile.limit("synapse_index_bits_by_block", False)),
     )
+
+
+_BLOCK_LIMITS: dict[tuple[CoreLimits, int], CoreLimits] = {}
+
+
+def block_limits(lim: CoreLimits, k: int) -> CoreLimits:
+    """``lim`` with the sparse encoding's index bits of a core of ``k`` neurons: with
+    ``index_bits_by_block``, as few as address ``k`` compartments (0 for one, else at least 6,
+    nengo-loihi's ``Synapse.idx_bits`` over ``INDEX_BITS_MAP``), at most ``overhead_bits``."""
+    if not lim.index_bits_by_block or lim.overhead_bits <= 0:
+        return lim
+    bits = 0 if k <= 1 else min(lim.overhead_bits, max(6, math.ceil(math.log2(k))))
+    key = (lim, bits)
+    got = _BLOCK_LIMITS.get(key)
+    if got is None:
+        got = _BLOCK_LIMITS[key] = replace(lim, overhead_bits=bits, index_bits_by_block=False)
+    return got
 
 
 def row_bits(n: np.ndarray | int, bits_per_synapse: int, lim: CoreLimits) -> np.ndarray:
@@ -820,12 +845,15 @@ def _evaluate(
 ) -> list[CoreUse]:
     """Needs of each block ``[start, end)`` of neurons taken in order ``perm`` (``order``)."""
     if pop.fast is not None:
-        lut = _LUTS.setdefault(lim, _RowBits(lim))
         out = []
         for a, e in blocks:
+            blim = block_limits(lim, e - a)
+            lut = _LUTS.get(blim)
+            if lut is None:
+                lut = _LUTS[blim] = _RowBits(blim)
             got = pop.fast.block(order, a, e, lut)
             bits = got.sparse_bits
-            if lim.overhead_bits > 0 and got.axons:
+            if blim.overhead_bits > 0 and got.axons:
                 bits = min(bits, got.axons * lut.dense(e - a))
             axons = got.population_axons if lim.population_axons else got.axons
             out.append(_use(pop, a, e, axons, bits, got.synapses, lim, got.touched, order))
@@ -846,7 +874,7 @@ def _evaluate(
                 a,
                 e,
                 int(np.count_nonzero(allc)),
-                synapse_bits(allc, e - a, lim),
+                synapse_bits(allc, e - a, block_limits(lim, e - a)),
                 int(allc.sum()),
                 lim,
                 lambda hit=hit: hit,
@@ -1378,8 +1406,10 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
         notes.append(
             f"synapses: {lim.weight_bits}-bit weights, rows of "
             f"{lim.row_synapses or 'any number of'} synapses + {lim.row_header_bits} header bits "
-            f"rounded to {lim.word_bits}-bit words; sparse encoding adds {lim.overhead_bits} "
-            "index bits per synapse, the dense one stores every neuron of the core; the cheaper "
+            f"rounded to {lim.word_bits}-bit words; sparse encoding adds "
+            + (f"index bits sized to the core (0 for one neuron, else 6 to {lim.overhead_bits})"
+               if lim.index_bits_by_block else f"{lim.overhead_bits} index bits")
+            + " per synapse, the dense one stores every neuron of the core; the cheaper "
             "per core is used. Weights shared across conv positions are not modelled, so conv "
             "layers may need fewer cores on hardware"
         )
