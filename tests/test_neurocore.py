@@ -470,17 +470,18 @@ def test_rule_synapse_memory_of_one_neuron():
     assert (v.needed, v.limit) == (100 * 64, 1000) and "fewer weight bits" in v.hint
 
 
+def _fully_connected_pair() -> nn.Sequential:
+    """50 neurons, each read by every neuron of the next 40 (4 cores of 10)."""
+    return nn.Sequential(
+        nn.Linear(20, 50), sl.IAFSqueeze(batch_size=1), nn.Linear(50, 40), sl.IAFSqueeze(batch_size=1)
+    )
+
+
 def test_output_axons_drive_the_split():
     # layer 3 needs 4 cores of 10, each reading all 50 neurons of layer 1: every layer-1 neuron
     # sends 4 output axons, so a layer-1 core holds at most 7 of them (28 <= 30 axons)
     prof = tiny_profile(cores_per_chip=128, neurons_per_core=10, output_axons_per_core=30)
-    model = nn.Sequential(
-        nn.Linear(20, 50),
-        sl.IAFSqueeze(batch_size=1),
-        nn.Linear(50, 40),
-        sl.IAFSqueeze(batch_size=1),
-    )
-    report = map_neurocore(describe(model, (20,)), prof)
+    report = map_neurocore(describe(_fully_connected_pair(), (20,)), prof)
     assert not [v for v in report.violation_list if v.rule == "output_axons"]
     cores = report.cores[report.cores["layer"] == "1"]
     assert cores["neurons"].tolist() == [7] * 7 + [1]
@@ -516,13 +517,7 @@ def test_output_axons_of_a_sparse_layer_match_a_brute_force_split():
 def test_rule_output_axons_when_one_neuron_is_over():
     # every layer-1 neuron feeds 4 cores but a core has 3 output axons: no split helps
     prof = tiny_profile(cores_per_chip=128, neurons_per_core=10, output_axons_per_core=3)
-    model = nn.Sequential(
-        nn.Linear(20, 50),
-        sl.IAFSqueeze(batch_size=1),
-        nn.Linear(50, 40),
-        sl.IAFSqueeze(batch_size=1),
-    )
-    report = map_neurocore(describe(model, (20,)), prof)
+    report = map_neurocore(describe(_fully_connected_pair(), (20,)), prof)
     v = _one(report, "output_axons")
     assert (v.layer, v.needed, v.limit) == ("1", 40, 3)
     assert report.cores.loc[report.cores["layer"] == "1", "axons_out"].tolist() == [40] * 5

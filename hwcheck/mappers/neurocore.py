@@ -10,13 +10,16 @@ is split over as many cores as its per-core needs require:
 * output axons per core (one per (source neuron, destination core) pair).
 
 The mapper walks back from every neuron layer through pooling, reshapes and the weight layer to
-the source neuron layers (pooling is folded into the weight layer's connectivity), expresses the
-layer's connectivity as a linear map with 0/1 weights (1 where the weight is nonzero) and uses
-torch autograd on that map to count, for any block of neurons, the synapses each source sends
-into the block. Neurons are split greedily into contiguous blocks in one of two orders (flat
-``(C, H, W)`` order or position-major ``(H, W, C)`` order, whichever needs fewer cores). For
-feasibility tests that only grow with the block (all of ours), greedy is the fewest-cores
-contiguous split; ``tests/test_neurocore.py`` checks it against a brute-force search.
+the source neuron layers (pooling is folded into the weight layer's connectivity). For any block
+of neurons it counts the synapses each source sends into the block: in closed form from the
+layer's structure where :mod:`hwcheck.mappers.reach` covers it (conv / pool chains, pooled or
+sparse linear layers), else by autograd on the layer's connectivity as a linear map with 0/1
+weights (1 where the weight is nonzero). Layers are split readers first, so that a layer's
+output axons (one per destination core of each neuron) are known when it is split. Neurons are
+split greedily into contiguous blocks in one of two orders (flat ``(C, H, W)`` order or
+position-major ``(H, W, C)`` order, whichever needs fewer cores). For feasibility tests that only
+grow with the block (all of ours), greedy is the fewest-cores contiguous split;
+``tests/test_neurocore.py`` checks it against a brute-force search.
 """
 
 from __future__ import annotations
