@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from hwcheck import kernels
 from hwcheck.connectivity import chain_fanout_map
 from hwcheck.graph import LayerGraph, LayerNode, _model_dtype, describe, preserved_state
 from hwcheck.layers import spec_for
@@ -164,6 +165,11 @@ class _TensorStats:
       (``binary``) inputs, and only runs where ``minmax`` cannot decide;
     * ``nnz`` -- nonzero count (``ne`` into float32 scratch and a sum; ``count_nonzero`` does
       not vectorise), only where a figure needs it (neuron updates).
+
+    Where the compiled kernels of :mod:`hwcheck.kernels` run, :meth:`prime` takes min, max,
+    wholeness, nonzero count and (where float32 is exact) the column sums in one pass, and
+    ``nnz`` is one pass without a temporary; the torch passes above are the fallback and give
+    the same figures.
     """
 
     __slots__ = ("ref", "version", "integral", "scratch", "_minmax", "_colsum", "_abs_colsum", "_nnz", "_whole")
@@ -179,6 +185,22 @@ class _TensorStats:
         self._abs_colsum: dict[int, torch.Tensor] = {}
         self._nnz: float | None = None
         self._whole: bool | None = None
+
+    def prime(self, t: torch.Tensor, features: int) -> None:
+        """Take every figure of ``t`` as (rows, ``features``) in one compiled pass, where the
+        kernel runs and nothing was taken yet (else the figures come one by one, as asked)."""
+        if self._minmax is not None or t.numel() <= _SMALL or t.dim() == 0:
+            return
+        got = kernels.row_stats(t, features)
+        if got is None:
+            return
+        colsum, lo, hi, nnz, frac = got
+        self._minmax = (lo, hi)
+        self._nnz = float(nnz)
+        self._whole = frac == 0
+        rows = t.numel() // features
+        if self._whole and max(abs(lo), abs(hi)) * rows < _F32_EXACT:  # the float32 sums are exact
+            self._colsum[features] = colsum.to(torch.float64)
 
     def minmax(self, t: torch.Tensor) -> tuple[float, float]:
         """(min, max) as Python floats (NaN if any value is NaN); (0, 0) for an empty tensor."""
@@ -202,7 +224,7 @@ class _TensorStats:
         if self._whole is None:
             if not self.finite(t):
                 self._whole = False
-            elif not t.is_floating_point():
+            elif not t.is_floating_point() or self.integral:
                 self._whole = True
             elif not t.is_contiguous():
                 f = torch.frac(t)
@@ -290,6 +312,10 @@ class _TensorStats:
 
     def nnz(self, t: torch.Tensor) -> float:
         """Number of nonzero values."""
+        if self._nnz is None and t.numel() > _SMALL:
+            n = kernels.count_nonzero(t)
+            if n is not None:
+                self._nnz = float(n)
         if self._nnz is None:
             if t.numel() <= _SMALL or not t.is_floating_point() or not t.is_contiguous() or t.device.type != "cpu":
                 self._nnz = float(torch.count_nonzero(t))
@@ -300,6 +326,15 @@ class _TensorStats:
                     n += float(torch.ne(blk, 0, out=self.scratch.buf(blk.numel(), torch.float32, t.device)).sum())
                 self._nnz = n
         return self._nnz
+
+
+def _whole_spikes(module: Any) -> bool:
+    """A spiking layer emits whole spike counts, unless it scales them (snnTorch's
+    ``graded_spikes_factor``): then its outputs are tested like any other tensor."""
+    g = getattr(module, "graded_spikes_factor", 1.0)
+    if isinstance(g, torch.Tensor):
+        return g.numel() == 1 and float(g) == 1.0
+    return g == 1.0
 
 
 def _absmax(minmax: tuple[float, float]) -> float:
@@ -694,6 +729,7 @@ class ActivityCounter:
             features = math.prod(x.shape[lead:])
             st = self._stats(x)
             xd = x.detach()
+            st.prime(xd, features)
             if x.is_floating_point() and x.numel() and not st.finite(xd):
                 raise ValueError("the input holds NaN or infinite values; events must be finite numbers")
             self._input_acc += float(st.abs_colsum(xd, features).sum())
@@ -750,6 +786,8 @@ class ActivityCounter:
         """What a layer's input contributes (``x`` detached, gradients off)."""
         shape, kind = todo
         acc = self.acc[name]
+        if shape is not None or kind == "weights":
+            st.prime(x, math.prod(shape) if shape is not None else self.feature_numel[name])
         if shape is not None:  # an event point: sums per input position
             if x.shape[x.dim() - len(shape) :] != shape:
                 raise RuntimeError(
@@ -808,11 +846,12 @@ class ActivityCounter:
         """What a spiking (or activation) layer's output contributes (``out`` detached)."""
         node = self.graph.nodes[name]
         acc = self.acc[name]
-        if node.kind == "spiking":
+        if node.kind == "spiking" and _whole_spikes(node.module):
             st.integral = True  # spike counts (a surrogate gradient changes only backward)
         features = math.prod(node.out_shape)
         if features == 0 or out.numel() % features:
             features = 1  # not the traced feature shape: the total is still right
+        st.prime(out, features)
         colsum = st.abs_colsum(out, features)
         if name in self.out_points and colsum.numel() == features:
             prev = self.out_acc.get(name)
@@ -1089,7 +1128,7 @@ def _run_plan(
     if plan.stepped:
         counter._live_samples = plan.samples
         if reset:
-            reset_states(model)
+            reset_states(model, plan.samples)
         steps = 0
         for xc in plan.calls:
             _call(model, xc)
@@ -1100,7 +1139,7 @@ def _run_plan(
     counter._live_samples = per_call
     for xc in plan.calls:
         if reset:
-            reset_states(model)
+            reset_states(model, per_call)
         _call(model, xc)
         steps = plan.steps
         if graph.loop_steps:

@@ -389,15 +389,17 @@ def model_signature(model: Any) -> tuple:
     Squeeze layer's batch size or a SpikingJelly step mode) and every parameter's identity,
     shape and version (an in-place weight update bumps it). Neuron states are not part of it."""
     parts: list[Any] = []
+    add = parts.append
     for path, m in model.named_modules():
-        plain = tuple(
-            (k, v) for k, v in m.__dict__.items() if isinstance(v, (bool, int, float, str, type(None))) and k != "training"
-        )
-        parts.append((path, id(m), type(m), plain))
+        plain = tuple([kv for kv in m.__dict__.items() if isinstance(kv[1], _PLAIN) and kv[0] != "training"])
+        add((path, id(m), type(m), plain))
         for name, p in m._parameters.items():
             if p is not None:
-                parts.append((name, id(p), tuple(p.shape), p._version, p.data_ptr(), p.dtype))
+                add((name, id(p), p.shape, p._version, p.data_ptr(), p.dtype))
     return tuple(parts)
+
+
+_PLAIN = (bool, int, float, str, type(None))
 
 
 def describe(
@@ -567,34 +569,29 @@ class preserved_state:
         self.eval_mode = eval_mode
 
     def __enter__(self) -> preserved_state:
-        self.buffers = []
-        for m in self.model.modules():
-            for k, b in m._buffers.items():
-                self.buffers.append((m, k, b))
-        self.attrs = [(m, dict(m.__dict__)) for m in self.model.modules()]
+        mods = list(self.model.modules())
+        # shallow copies: the objects stay the user's, a pass only rebinds names to new ones
+        self.attrs = [(m, dict(m.__dict__), dict(m._buffers)) for m in mods]
         # SpikingJelly keeps its states in a dict that it changes in place
-        self.memories = [(m, dict(m.__dict__["_memories"])) for m in self.model.modules() if isinstance(m.__dict__.get("_memories"), dict)]
-        self.training = [(m, m.training) for m in self.model.modules()]
+        self.memories = [(m, dict(m.__dict__["_memories"])) for m in mods if isinstance(m.__dict__.get("_memories"), dict)]
         if self.eval_mode:
             self.model.eval()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for m, k, b in self.buffers:
-            m._buffers[k] = b
-        for m, d in self.attrs:
-            # drop plain attributes the pass added/changed (e.g. sinabs NeuromorphicReLU.activity)
-            for k in list(m.__dict__):
-                if k not in d:
-                    del m.__dict__[k]
-            for k, v in d.items():
-                if k not in ("_buffers",):
-                    m.__dict__[k] = v
+        for m, d, buffers in self.attrs:
+            cur = m.__dict__
+            if cur.keys() != d.keys():
+                # drop plain attributes the pass added (e.g. sinabs NeuromorphicReLU.activity)
+                for k in [k for k in cur if k not in d]:
+                    del cur[k]
+            cur.update(d)  # also the training flag
+            if m._buffers.keys() != buffers.keys() or any(m._buffers[k] is not v for k, v in buffers.items()):
+                m._buffers.clear()
+                m._buffers.update(buffers)
         for m, mem in self.memories:
             m.__dict__["_memories"].clear()
             m.__dict__["_memories"].update(mem)
-        for m, t in self.training:
-            m.training = t
 
 
 def _merged_avg_pool_notes(nodes: dict[str, LayerNode], edges: list[tuple[str, str]]) -> list[str]:

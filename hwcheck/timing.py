@@ -233,12 +233,15 @@ def plan_batch(
 # --------------------------------------------------------------------------- state
 
 
-def reset_states(model: Any) -> None:
+def reset_states(model: Any, batch: int | None = None) -> None:
     """Forget every neuron state, so that the next call starts each sample from rest.
 
     sinabs and snnTorch states are emptied (each framework re-creates them at the new batch
     size on the next call, instead of broadcasting an old batch's state); SpikingJelly memories
-    are reset to their registered initial values.
+    are reset to their registered initial values. A sinabs state that already holds ``batch``
+    samples is replaced by zeros of its shape instead (the same rest state, without sinabs'
+    re-initialisation). States are replaced, never zeroed in place: the old tensors may be the
+    user's, kept to be restored.
     """
     import torch
 
@@ -247,7 +250,11 @@ def reset_states(model: Any) -> None:
         pkg = _package(m)
         if sl is not None and isinstance(m, sl.StatefulLayer):
             for name, buf in list(m._buffers.items()):
-                if buf is not None:
+                if buf is None:
+                    continue
+                if batch is not None and buf.dim() and buf.shape[0] == batch:
+                    m._buffers[name] = torch.zeros_like(buf)
+                else:
                     m._buffers[name] = torch.zeros(0, dtype=buf.dtype, device=buf.device)
         elif pkg == "snntorch":
             # snnTorch keeps its states (mem, syn, spk...) as non-persistent buffers; its

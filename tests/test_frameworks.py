@@ -188,6 +188,31 @@ def test_snntorch_stepped_synops_match_neurobench() -> None:
     assert s["macs"] == ops["Effective_MACs"] == 0
 
 
+def test_snntorch_graded_spikes_are_not_taken_for_whole_counts() -> None:
+    """Spikes scaled per neuron (values 0, 0.5 and 1) feed the next layer as multiplies, and
+    their events are the scaled magnitudes; factor 1 stays 0/1 spikes (accumulates)."""
+    from snntorch import utils as su
+
+    x = _events(B, T, F)
+    for factor, binary in ((torch.tensor(1.0), True), (torch.where(torch.arange(H) % 2 == 0, 1.0, 0.5), False)):
+        net = _stepped_net()
+        net[1] = snn.Leaky(beta=0.9, init_hidden=True, graded_spikes_factor=factor)
+        a = hwcheck.analyze(net, x)
+        with torch.no_grad():
+            su.reset(net)
+            sp = 0.0
+            values = set()
+            for t in range(T):
+                s = net[1](net[0](x[:, t]))
+                sp += float(s.abs().sum())
+                values |= set(s.unique().tolist())
+        assert (values == {0.0, 0.5, 1.0}) != binary
+        row = a.layers.loc["2"]
+        assert a.layers.loc["1", "spikes_out"] == pytest.approx(sp / B)
+        assert row["events_in"] == pytest.approx(sp / B)
+        assert (row["acs"] > 0, row["macs"] > 0) == (binary, not binary)
+
+
 def test_two_identical_analyses_agree_and_model_state_is_restored() -> None:
     net = _stepped_net()
     x = _events(B, T, F)

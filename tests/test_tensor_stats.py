@@ -3,7 +3,8 @@
 The counter takes each tensor's column sums, min/max, nonzero count and 0/1 test from as few
 passes as it can (float32 sums only for whole numbers, block passes through scratch buffers);
 these tests pin each path to the exact answer, at block edges and for values that a float32
-sum or a careless 0/1 test would get wrong.
+sum or a careless 0/1 test would get wrong. Every test runs twice: with the compiled one-pass
+kernels of :mod:`hwcheck.kernels` (where a C compiler is found) and with torch alone.
 """
 
 from __future__ import annotations
@@ -11,7 +12,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hwcheck.activity import _BLOCK, _TensorStats
+from hwcheck import kernels
+from hwcheck.activity import _BLOCK, _SMALL, _TensorStats
+
+
+@pytest.fixture(autouse=True, params=["kernels", "torch"])
+def mode(request, monkeypatch, tmp_path_factory):
+    """Both reduction paths; the kernels are built once into a shared temporary cache."""
+    kernels.reset()
+    if request.param == "torch":
+        monkeypatch.setenv("HWCHECK_KERNELS", "0")
+    else:
+        monkeypatch.setenv("HWCHECK_CACHE", str(tmp_path_factory.getbasetemp() / "kernels"))
+        if not kernels.available():
+            pytest.skip("no C compiler: the kernels cannot be built here")
+    yield request.param
+    kernels.reset()
 
 
 def _ref_colsum(t: torch.Tensor, features: int, absolute: bool = False) -> torch.Tensor:
@@ -41,6 +57,7 @@ def test_column_sums_match_float64(case: str, integral: bool) -> None:
         pytest.skip("spike tensors hold whole counts")
     st = _TensorStats(t)
     st.integral = integral
+    st.prime(t, features)
     c = st.colsum(t, features)
     assert c.dtype == torch.float64 and c.shape == (features,)
     torch.testing.assert_close(c, _ref_colsum(t, features), rtol=1e-12, atol=0)
@@ -71,6 +88,7 @@ def test_binary_test_sees_one_odd_value(value: float, binary: bool) -> None:
     t = (torch.rand(50, _BLOCK // 40, generator=g) < 0.3).float()  # spans several blocks
     t.view(-1)[-3] = value  # in the last block
     st = _TensorStats(t)
+    st.prime(t, t.shape[1])
     assert st.binary(t) is binary
     assert st.whole(t) is binary
 
@@ -82,11 +100,14 @@ def test_binary_from_min_and_max_alone(fill: float, binary: bool) -> None:
 
 
 def test_nonfinite_values_are_never_whole_or_binary() -> None:
-    for bad in (float("nan"), float("inf")):
-        t = torch.zeros(10, 10)
-        t[3, 3] = bad
-        st = _TensorStats(t)
-        assert not st.finite(t) and not st.whole(t) and not st.binary(t)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        for shape in ((10, 10), (40, _SMALL // 10)):  # small: torch; large: the kernel's pass
+            t = torch.zeros(shape)
+            t[3, 3] = bad
+            st = _TensorStats(t)
+            st.prime(t, shape[1])
+            assert not st.finite(t) and not st.whole(t) and not st.binary(t)
+            assert st.nnz(t) == 1.0
 
 
 def test_nonzero_count_over_many_blocks_and_negative_zero() -> None:
@@ -105,3 +126,87 @@ def test_non_contiguous_tensors() -> None:
     torch.testing.assert_close(st.colsum(t, 80), _ref_colsum(t.contiguous(), 80), rtol=0, atol=0)
     assert st.nnz(t) == float(torch.count_nonzero(t))
     assert st.whole(t)
+
+
+LARGE = {
+    "binary": lambda g: (torch.rand(40, 4, 33, 65, generator=g) < 0.1).float(),
+    "multi-spike": lambda g: torch.randint(0, 7, (20, 3, 2000), generator=g).float(),
+    "signed spikes": lambda g: torch.randint(-2, 3, (30, 1100), generator=g).float(),
+    "analog": lambda g: torch.randn(16, 3001, generator=g),
+    "analog sparse": lambda g: torch.randn(24, 2000, generator=g) * (torch.rand(24, 2000, generator=g) < 0.2),
+    "whole, sums past 2**24": lambda g: torch.full((64, 300), 2.0**18),
+    "negative zeros": lambda g: -(torch.rand(20, 1000, generator=g) < 0.5).float(),
+    "huge values": lambda g: torch.full((20, 1000), 3e38),
+}
+
+
+@pytest.mark.parametrize("case", list(LARGE))
+def test_one_pass_figures_equal_brute_force(case: str) -> None:
+    """Tensors above the small-tensor size take the kernel's single pass (when built): every
+    figure it yields equals float64 brute force, and the torch path gives the same."""
+    t = LARGE[case](torch.Generator().manual_seed(4))
+    assert t.numel() > _SMALL
+    features = t[0].numel()
+    st = _TensorStats(t)
+    st.prime(t, features)
+    torch.testing.assert_close(st.colsum(t, features), _ref_colsum(t, features), rtol=1e-12, atol=0)
+    torch.testing.assert_close(st.abs_colsum(t, features), _ref_colsum(t, features, True), rtol=1e-12, atol=0)
+    assert st.minmax(t) == (float(t.min()), float(t.max()))
+    assert st.nnz(t) == float(torch.count_nonzero(t))
+    assert st.whole(t) == bool(torch.equal(t, t.round()))
+    assert st.binary(t) == bool(((t == 0) | (t == 1)).all())
+
+
+def test_kernels_are_built_once_into_the_cache(tmp_path, monkeypatch, mode) -> None:
+    if mode != "kernels":
+        pytest.skip("about the compiled path")
+    monkeypatch.setenv("HWCHECK_CACHE", str(tmp_path / "cache"))
+    kernels.reset()
+    assert kernels.available()
+    built = kernels.library_path()
+    assert built is not None and built.exists() and built.parent == tmp_path / "cache"
+    stamp = built.stat().st_mtime_ns
+    kernels.reset()
+    assert kernels.available() and built.stat().st_mtime_ns == stamp
+    assert [p.name for p in built.parent.iterdir()] == [built.name]  # no build folder left
+
+
+def test_without_a_compiler_the_torch_path_answers(tmp_path, monkeypatch, mode) -> None:
+    monkeypatch.setenv("HWCHECK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    kernels.reset()
+    assert not kernels.available()
+    assert not (tmp_path / "cache").exists()
+    t = torch.randint(0, 3, (30, 1000)).float()
+    st = _TensorStats(t)
+    st.prime(t, 1000)
+    assert st.nnz(t) == float(torch.count_nonzero(t))
+    torch.testing.assert_close(st.colsum(t, 1000), _ref_colsum(t, 1000), rtol=0, atol=0)
+
+
+def test_an_analysis_is_the_same_with_and_without_kernels(monkeypatch, mode) -> None:
+    if mode != "kernels":
+        pytest.skip("compares the two paths")
+    import sinabs.layers as sl
+    from torch import nn
+
+    import hwcheck
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 8, 3, padding=1, bias=False), sl.IAFSqueeze(batch_size=2, min_v_mem=-1.0),
+        sl.SumPool2d(2), nn.Conv2d(8, 8, 3, padding=1, bias=False), sl.IAFSqueeze(batch_size=2),
+        nn.Flatten(), nn.Linear(8 * 16 * 16, 10, bias=False), sl.IAFSqueeze(batch_size=2),
+    )  # fmt: skip
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.mul_(4.0)
+    x = (torch.rand(2 * 12, 2, 32, 32) < 0.2).float()
+    fast = hwcheck.analyze(model, x).layers
+    assert fast["spikes_out"].sum() > 0 and fast["neuron_updates_event"].sum() > 0
+    monkeypatch.setenv("HWCHECK_KERNELS", "0")
+    kernels.reset()
+    slow = hwcheck.analyze(model, x).layers
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(fast, slow, check_exact=True)

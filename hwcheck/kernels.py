@@ -1,0 +1,242 @@
+"""One-pass reductions in C for the activity counter, compiled on first use.
+
+Counting activity needs, per spike tensor, its column sums over (batch, time) rows, its min and
+max, whether every value is a whole number and, at neuron inputs, the number of nonzero values.
+Each is one vectorised torch pass, and on a CPU a pass over a tensor that is out of cache costs
+about as much as the arithmetic of a small layer. :func:`row_stats` does all of them in one pass,
+:func:`count_nonzero` the last one without the float32 temporary torch needs.
+
+The C source below is compiled with the system C compiler (``$CC``, else ``cc`` / ``gcc``) for
+this machine's CPU and kept in ``$HWCHECK_CACHE`` (default ``~/.cache/hwcheck``), one file per
+source, flags and CPU. Where there is no compiler, the cache folder cannot be written, or
+``HWCHECK_KERNELS=0`` is set, the functions return ``None`` and the counter uses torch alone: the
+figures are the same either way (tested), only the time differs. The kernels run on one thread,
+so they are used only while torch itself runs on at most :data:`MAX_TORCH_THREADS` threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["MAX_TORCH_THREADS", "SOURCE", "available", "count_nonzero", "library_path", "row_stats"]
+
+#: above this many torch threads, torch's parallel passes beat one thread of C
+MAX_TORCH_THREADS = 2
+
+SOURCE = r"""
+#include <stdint.h>
+#include <math.h>
+
+/* Row-major (rows x feats) float32: colsum[j] += x[i, j] in float32 (exact for whole numbers
+   while every partial sum stays below 2^24; the caller checks), and the min, max, count of
+   nonzero values and count of non-whole values of all elements. Compiled with finite-math
+   flags: a NaN or inf shows as a non-finite colsum entry (it propagates through the sums), and
+   then the other figures mean nothing. */
+#ifndef HW_ONLY_NNZ
+void hw_row_stats_f32(const float *restrict x, int64_t rows, int64_t feats,
+                      float *restrict colsum, float *out_lo, float *out_hi,
+                      int64_t *out_nnz, int64_t *out_frac)
+{
+    float lo = INFINITY, hi = -INFINITY;
+    int64_t nnz = 0, frac = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        const float *restrict r = x + i * feats;
+        for (int64_t j0 = 0; j0 < feats; j0 += 4096) {
+            int64_t end = feats - j0 < 4096 ? feats : j0 + 4096;
+            int32_t nz = 0, fr = 0;
+            for (int64_t j = j0; j < end; j++) {
+                float v = r[j];
+                colsum[j] += v;
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+                nz += v != 0.0f;
+                fr += v != rintf(v);
+            }
+            nnz += nz;
+            frac += fr;
+        }
+    }
+    *out_lo = lo;
+    *out_hi = hi;
+    *out_nnz = nnz;
+    *out_frac = frac;
+}
+#endif
+
+/* Nonzero values among n contiguous float32 (NaN counts as nonzero, as in torch). */
+#ifndef HW_ONLY_STATS
+int64_t hw_count_nonzero_f32(const float *restrict x, int64_t n)
+{
+    int64_t total = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 1 << 20) {
+        int64_t end = n - i0 < (1 << 20) ? n : i0 + (1 << 20);
+        int32_t c = 0;
+        for (int64_t i = i0; i < end; i++)
+            c += x[i] != 0.0f;
+        total += c;
+    }
+    return total;
+}
+#endif
+"""
+
+# finite-math flags let the compiler vectorise the min/max reductions; not -ffast-math, whose
+# start-up code would switch the whole process to flush-to-zero arithmetic
+_CFLAGS = (
+    "-O3", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-ffinite-math-only",
+    "-fno-signed-zeros", "-fassociative-math",
+)  # fmt: skip
+# the count of nonzero values must see NaN: built without the finite-math flags
+_CFLAGS_EXACT = ("-O3", "-fPIC", "-fno-math-errno", "-fno-trapping-math")
+
+_LOCK = threading.Lock()
+_LIB: Any = None
+_TRIED = False
+
+
+def _cpu_id() -> str:
+    """What a build for ``-march=native`` depends on: the CPU's instruction-set flags."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()}"
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC")
+    if cc:
+        return shutil.which(cc)
+    return shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("HWCHECK_CACHE")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "hwcheck"
+
+
+def library_path(cc: str | None = None) -> Path | None:
+    """Where the compiled kernels for this source, compiler and CPU live (None: no compiler)."""
+    cc = cc or _compiler()
+    if cc is None:
+        return None
+    key = "\n".join([SOURCE, " ".join(_CFLAGS), " ".join(_CFLAGS_EXACT), cc, _cpu_id(), platform.platform()])
+    return _cache_dir() / f"rowstats-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+
+
+def _build(cc: str, target: Path) -> None:
+    """Compile into a temporary folder and move the library into place in one step, so that
+    processes building at the same time never load a half-written file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
+        src = Path(tmp) / "rowstats.c"
+        src.write_text(SOURCE)
+        objs = []
+        # the two functions need different flags: one object file each
+        for name, flags in (("stats", _CFLAGS), ("nnz", _CFLAGS_EXACT)):
+            obj = Path(tmp) / f"{name}.o"
+            only = "-DHW_ONLY_STATS" if name == "stats" else "-DHW_ONLY_NNZ"
+            cmd = [cc, *flags, only, "-c", str(src), "-o", str(obj)]
+            try:  # for this CPU's vector units, where the compiler knows how
+                subprocess.run([*cmd, "-march=native"], check=True, capture_output=True, timeout=60)
+            except subprocess.CalledProcessError:
+                subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+            objs.append(str(obj))
+        out = Path(tmp) / "rowstats.so"
+        subprocess.run([cc, "-shared", *objs, "-o", str(out)], check=True, capture_output=True, timeout=60)
+        os.replace(out, target)
+
+
+def _load() -> Any:
+    """The compiled library, built if needed; None where it cannot be (see module docstring)."""
+    global _LIB, _TRIED
+    if _TRIED:
+        return _LIB
+    with _LOCK:
+        if _TRIED:
+            return _LIB
+        try:
+            _LIB = _open()
+        except (OSError, subprocess.SubprocessError, ValueError):
+            _LIB = None
+        _TRIED = True
+    return _LIB
+
+
+def _open() -> Any:
+    if os.environ.get("HWCHECK_KERNELS", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    cc = _compiler()
+    path = library_path(cc)
+    if cc is None or path is None:
+        return None
+    if not path.exists():
+        _build(cc, path)
+    lib = ctypes.CDLL(str(path))
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.hw_row_stats_f32.argtypes = [p, i64, i64, p, p, p, p, p]
+    lib.hw_row_stats_f32.restype = None
+    lib.hw_count_nonzero_f32.argtypes = [p, i64]
+    lib.hw_count_nonzero_f32.restype = i64
+    return lib
+
+
+def reset() -> None:
+    """Forget the loaded library (tests switch ``HWCHECK_KERNELS`` / ``HWCHECK_CACHE``)."""
+    global _LIB, _TRIED
+    with _LOCK:
+        _LIB, _TRIED = None, False
+
+
+def available() -> bool:
+    """True when the kernels are compiled (or can be) and torch runs on few enough threads."""
+    return torch.get_num_threads() <= MAX_TORCH_THREADS and _load() is not None
+
+
+def _eligible(t: torch.Tensor) -> bool:
+    return t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous()
+
+
+def row_stats(t: torch.Tensor, features: int) -> tuple[torch.Tensor, float, float, int, int] | None:
+    """One pass over ``t`` as (rows, features): (float32 column sums, min, max, nonzero count,
+    non-whole count), or None when the kernel is unavailable, ``t`` is not a contiguous float32
+    CPU tensor, or a value is not finite (then the caller's torch path reports it)."""
+    if features < 1 or t.numel() % features or not _eligible(t) or not available():
+        return None
+    rows = t.numel() // features
+    colsum = torch.zeros(features, dtype=torch.float32)
+    lo, hi = ctypes.c_float(), ctypes.c_float()
+    nnz, frac = ctypes.c_int64(), ctypes.c_int64()
+    _LIB.hw_row_stats_f32(
+        t.data_ptr(), rows, features, colsum.data_ptr(),
+        ctypes.byref(lo), ctypes.byref(hi), ctypes.byref(nnz), ctypes.byref(frac),
+    )  # fmt: skip
+    # one reduction instead of isfinite's four (a finite sum that overflows only costs the
+    # torch path)
+    if not math.isfinite(float(colsum.sum())):
+        return None  # NaN / inf inside, or float32 sums that overflowed
+    return colsum, lo.value, hi.value, nnz.value, frac.value
+
+
+def count_nonzero(t: torch.Tensor) -> int | None:
+    """Nonzero values of ``t`` in one pass, or None (see :func:`row_stats`)."""
+    if not _eligible(t) or not available():
+        return None
+    return int(_LIB.hw_count_nonzero_f32(t.data_ptr(), t.numel()))
