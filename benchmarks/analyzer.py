@@ -27,15 +27,16 @@ Usage::
 
     python benchmarks/analyzer.py             # full run (20 timed rounds, 1 vs 20 batches)
     python benchmarks/analyzer.py --quick     # 20 time steps, 3 rounds, 1 vs 5 batches
-    python benchmarks/analyzer.py --suite     # the workload table of issue 10 (see below)
+    python benchmarks/analyzer.py --suite     # the workload table (see below)
     python benchmarks/analyzer.py --suite --quick   # the same, smaller (5 rounds, no T = 100)
 
 ``--suite`` times, on one torch thread, 7 workloads (a Squeeze CNN at T = 5, 20, 100, four times
 wider, 10 batches in one call, as an ANN with ReLU at B = 16, and a LIF 700-256-256-20 MLP) in
 six ways: a plain forward, ``hwcheck.analyze(model, x)`` (graph from the trace cache), the same
 with ``graph=`` prebuilt, an attached ``ActivityCounter``, sinabs' ``SNNAnalyzer`` and
-``sinabs.hooks``, and prints each one's median ratio to the plain forward with the goals of
-issue 10 (<= 1.25x at T = 5, <= 1.10x at T >= 20, never slower than SNNAnalyzer).
+``sinabs.hooks``, and prints each one's median ratio to the plain forward with the goals
+(<= 1.25x at T = 5, <= 1.10x at T >= 20, never slower than SNNAnalyzer). ``--no-kernels`` runs
+hwcheck on torch alone (``HWCHECK_KERNELS=0``: no compiled one-pass reductions).
 """
 
 from __future__ import annotations
@@ -416,7 +417,7 @@ def measure_memory(steps: int, n_batches: int, threads: int) -> pd.DataFrame:
 SUITE_P = 0.1  # input event density of the suite's workloads
 SUITE_VARIANTS = ("plain", "hwcheck.analyze", "prebuilt graph", "counter attached",
                   "sinabs.SNNAnalyzer", "sinabs.hooks")  # fmt: skip
-# goals of issue 10 for hwcheck.analyze(model, x): ratio to plain by time steps
+# goals for hwcheck.analyze(model, x): ratio to plain by time steps
 SUITE_GOALS = {5: 1.25, 20: 1.10, 100: 1.10}
 
 
@@ -635,11 +636,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--suite",
         action="store_true",
-        help="the issue-10 workload table: ratio to a plain forward of hwcheck.analyze (with and "
+        help="the workload table: ratio to a plain forward of hwcheck.analyze (with and "
         "without a prebuilt graph), an attached counter and sinabs, on 7 workloads (1 torch thread)",
+    )
+    p.add_argument(
+        "--no-kernels", action="store_true", help="hwcheck on torch alone (HWCHECK_KERNELS=0)"
     )
     p.add_argument("--child", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.no_kernels:
+        os.environ["HWCHECK_KERNELS"] = "0"
 
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -709,13 +715,15 @@ def main(argv: list[str] | None = None) -> int:
 def run_suite(args: argparse.Namespace) -> int:
     import sinabs
 
+    from hwcheck import kernels
+
     torch.set_num_threads(args.threads or 1)
     rounds = args.repeats or (5 if args.quick else 21)
     print(
         f"# hwcheck activity counting: ratio to a plain forward pass, {date.today().isoformat()}\n"
         f"# machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch "
         f"thread(s); python {platform.python_version()}, torch {torch.__version__}, sinabs "
-        f"{sinabs.__version__}\n# median over {rounds} interleaved rounds of (variant / plain) process "
+        f"{sinabs.__version__}; compiled kernels: {'on' if kernels.available() else 'off'}\n# median over {rounds} interleaved rounds of (variant / plain) process "
         f"time; Squeeze CNN 2x128x128, 8-64 channels, 6 weight layers, B = 2, {SUITE_P:.0%} input events"
     )
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -286,6 +286,10 @@ class _TensorStats:
         exact = self._exact_f32(t, rows)
         if exact and not absolute:  # one float32 matrix-vector product, exact for whole numbers
             return torch.mv(t2.t(), self.scratch.ones(rows, t.dtype, t.device)).to(torch.float64)
+        if not exact and t.numel() > _SMALL:
+            c = kernels.colsum_f64(t, features, absolute)
+            if c is not None:
+                return c
         # through scratch, block by block: |x| in float32 (whole numbers), else a float64 copy
         dtype = torch.float32 if exact else torch.float64
         c = torch.zeros(features, dtype=torch.float64, device=t.device)

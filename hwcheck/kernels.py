@@ -4,7 +4,8 @@ Counting activity needs, per spike tensor, its column sums over (batch, time) ro
 max, whether every value is a whole number and, at neuron inputs, the number of nonzero values.
 Each is one vectorised torch pass, and on a CPU a pass over a tensor that is out of cache costs
 about as much as the arithmetic of a small layer. :func:`row_stats` does all of them in one pass,
-:func:`count_nonzero` the last one without the float32 temporary torch needs.
+:func:`count_nonzero` the last one without the float32 temporary torch needs, and
+:func:`colsum_f64` column sums of non-whole values in float64 without a float64 copy.
 
 The C source below is compiled with the system C compiler (``$CC``, else ``cc`` / ``gcc``) for
 this machine's CPU and kept in ``$HWCHECK_CACHE`` (default ``~/.cache/hwcheck``), one file per
@@ -30,7 +31,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["MAX_TORCH_THREADS", "SOURCE", "available", "count_nonzero", "library_path", "row_stats"]
+__all__ = ["MAX_TORCH_THREADS", "SOURCE", "available", "colsum_f64", "count_nonzero", "library_path", "row_stats"]
 
 #: above this many torch threads, torch's parallel passes beat one thread of C
 MAX_TORCH_THREADS = 2
@@ -72,6 +73,21 @@ void hw_row_stats_f32(const float *restrict x, int64_t rows, int64_t feats,
     *out_hi = hi;
     *out_nnz = nnz;
     *out_frac = frac;
+}
+
+/* colsum[j] += x[i, j] (or |x[i, j]|) in float64, for values whose float32 sums could round. */
+void hw_colsum_f64(const float *restrict x, int64_t rows, int64_t feats, double *restrict colsum,
+                   int32_t absolute)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        const float *restrict r = x + i * feats;
+        if (absolute)
+            for (int64_t j = 0; j < feats; j++)
+                colsum[j] += fabsf(r[j]);
+        else
+            for (int64_t j = 0; j < feats; j++)
+                colsum[j] += r[j];
+    }
 }
 #endif
 
@@ -193,6 +209,8 @@ def _open() -> Any:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.hw_row_stats_f32.argtypes = [p, i64, i64, p, p, p, p, p]
     lib.hw_row_stats_f32.restype = None
+    lib.hw_colsum_f64.argtypes = [p, i64, i64, p, ctypes.c_int32]
+    lib.hw_colsum_f64.restype = None
     lib.hw_count_nonzero_f32.argtypes = [p, i64]
     lib.hw_count_nonzero_f32.restype = i64
     return lib
@@ -233,6 +251,16 @@ def row_stats(t: torch.Tensor, features: int) -> tuple[torch.Tensor, float, floa
     if not math.isfinite(float(colsum.sum())):
         return None  # NaN / inf inside, or float32 sums that overflowed
     return colsum, lo.value, hi.value, nnz.value, frac.value
+
+
+def colsum_f64(t: torch.Tensor, features: int, absolute: bool = False) -> torch.Tensor | None:
+    """Column sums of ``t`` (or of ``|t|``) as (rows, ``features``), accumulated in float64 in
+    one pass without a float64 copy; None where the kernel does not run."""
+    if features < 1 or t.numel() % features or not _eligible(t) or not available():
+        return None
+    out = torch.zeros(features, dtype=torch.float64)
+    _LIB.hw_colsum_f64(t.data_ptr(), t.numel() // features, features, out.data_ptr(), int(absolute))
+    return out
 
 
 def count_nonzero(t: torch.Tensor) -> int | None:
