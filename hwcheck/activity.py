@@ -167,9 +167,9 @@ class _TensorStats:
       not vectorise), only where a figure needs it (neuron updates).
 
     Where the compiled kernels of :mod:`hwcheck.kernels` run, :meth:`prime` takes min, max,
-    wholeness, nonzero count and (where float32 is exact) the column sums in one pass, and
-    ``nnz`` is one pass without a temporary; the torch passes above are the fallback and give
-    the same figures.
+    wholeness, nonzero count and the float64 column sums in one pass, ``nnz`` is one pass
+    without a temporary, and float64 sums need no float64 copy; the torch passes above are the
+    fallback and give the same figures.
     """
 
     __slots__ = ("ref", "version", "integral", "scratch", "_minmax", "_colsum", "_abs_colsum", "_nnz", "_whole")
@@ -198,9 +198,7 @@ class _TensorStats:
         self._minmax = (lo, hi)
         self._nnz = float(nnz)
         self._whole = frac == 0
-        rows = t.numel() // features
-        if self._whole and max(abs(lo), abs(hi)) * rows < _F32_EXACT:  # the float32 sums are exact
-            self._colsum[features] = colsum.to(torch.float64)
+        self._colsum[features] = colsum
 
     def minmax(self, t: torch.Tensor) -> tuple[float, float]:
         """(min, max) as Python floats (NaN if any value is NaN); (0, 0) for an empty tensor."""

@@ -40,14 +40,13 @@ SOURCE = r"""
 #include <stdint.h>
 #include <math.h>
 
-/* Row-major (rows x feats) float32: colsum[j] += x[i, j] in float32 (exact for whole numbers
-   while every partial sum stays below 2^24; the caller checks), and the min, max, count of
-   nonzero values and count of non-whole values of all elements. Compiled with finite-math
-   flags: a NaN or inf shows as a non-finite colsum entry (it propagates through the sums), and
-   then the other figures mean nothing. */
+/* Row-major (rows x feats) float32: colsum[j] += x[i, j] in float64 (exact for whole numbers),
+   and the min, max, count of nonzero values and count of non-whole values of all elements.
+   Compiled with finite-math flags: a NaN or inf shows as a non-finite colsum entry (it
+   propagates through the sums), and then the other figures mean nothing. */
 #ifndef HW_ONLY_NNZ
 void hw_row_stats_f32(const float *restrict x, int64_t rows, int64_t feats,
-                      float *restrict colsum, float *out_lo, float *out_hi,
+                      double *restrict colsum, float *out_lo, float *out_hi,
                       int64_t *out_nnz, int64_t *out_frac)
 {
     float lo = INFINITY, hi = -INFINITY;
@@ -233,23 +232,22 @@ def _eligible(t: torch.Tensor) -> bool:
 
 
 def row_stats(t: torch.Tensor, features: int) -> tuple[torch.Tensor, float, float, int, int] | None:
-    """One pass over ``t`` as (rows, features): (float32 column sums, min, max, nonzero count,
+    """One pass over ``t`` as (rows, features): (float64 column sums, min, max, nonzero count,
     non-whole count), or None when the kernel is unavailable, ``t`` is not a contiguous float32
     CPU tensor, or a value is not finite (then the caller's torch path reports it)."""
     if features < 1 or t.numel() % features or not _eligible(t) or not available():
         return None
     rows = t.numel() // features
-    colsum = torch.zeros(features, dtype=torch.float32)
+    colsum = torch.zeros(features, dtype=torch.float64)
     lo, hi = ctypes.c_float(), ctypes.c_float()
     nnz, frac = ctypes.c_int64(), ctypes.c_int64()
     _LIB.hw_row_stats_f32(
         t.data_ptr(), rows, features, colsum.data_ptr(),
         ctypes.byref(lo), ctypes.byref(hi), ctypes.byref(nnz), ctypes.byref(frac),
     )  # fmt: skip
-    # one reduction instead of isfinite's four (a finite sum that overflows only costs the
-    # torch path)
+    # one reduction instead of isfinite's four (float64 sums of float32 values cannot overflow)
     if not math.isfinite(float(colsum.sum())):
-        return None  # NaN / inf inside, or float32 sums that overflowed
+        return None  # NaN / inf inside
     return colsum, lo.value, hi.value, nnz.value, frac.value
 
 
