@@ -210,3 +210,4 @@ def test_an_analysis_is_the_same_with_and_without_kernels(monkeypatch, mode) -> 
     slow = hwcheck.analyze(model, x).layers
     pd_testing = pytest.importorskip("pandas.testing")
     pd_testing.assert_frame_equal(fast, slow, check_exact=True)
+
