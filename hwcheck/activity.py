@@ -1045,40 +1045,79 @@ def analyze(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="analysing", unit="batch", leave=False)
-    counter: ActivityCounter | None = None
-    wdtype = _model_dtype(model)  # inputs are cast to the weights' dtype (float16/64 models)
     try:
-        with preserved_state(model, eval_mode=False), torch.no_grad():
+        with Session(model, dt, layout=layout, graph=graph) as session:
             for x in batches:
-                if x.is_complex():  # finiteness is checked by the counter, from the min/max it takes
-                    raise TypeError(f"input must be a real tensor, got dtype {x.dtype}")
-                if x.dtype != wdtype:
-                    x = x.to(wdtype)
-                if counter is None:
-                    if graph is None:
-                        graph = _describe_for(model, x, layout)
-                    counter = ActivityCounter(model, graph, dt)
-                    counter.driven = True
-                    counter.attach()
-                plan = plan_batch(
-                    model,
-                    x,
-                    graph.layout,
-                    features=len(graph.input_shape),
-                    data_layout=data_layout,
-                    has_neurons=bool(graph.by_kind("spiking", "neuron")),
-                )
-                _run_plan(model, counter, plan, graph, reset_states)
+                session.feed(x, data_layout=data_layout, reset=reset_states)
                 if bar is not None:
                     bar.update(1)
     finally:
-        if counter is not None:
-            counter.detach()
         if bar is not None:
             bar.close()
-    if counter is None:
+    if session.counter is None:
         raise ValueError("analyze() got no data: pass a tensor or a non-empty iterable of tensors")
-    return counter.analysis()
+    return session.counter.analysis()
+
+
+class Session:
+    """One analysis run over batches: the model's states and flags are kept aside and restored
+    on exit, gradients are off, and the counter (with its layer graph, traced from the first
+    batch unless given) is attached on the first batch and removed on exit.
+
+    ``on_start(counter, graph)`` runs once the counter is attached (the dataset analysis adds
+    its per-step peak hooks there)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        dt: float,
+        *,
+        layout: str | None = None,
+        graph: LayerGraph | None = None,
+        per_neuron: bool = False,
+        on_start: Any = None,
+    ) -> None:
+        self.model, self.dt, self.layout, self.graph = model, dt, layout, graph
+        self.per_neuron, self.on_start = per_neuron, on_start
+        self.counter: ActivityCounter | None = None
+        self.wdtype = _model_dtype(model)  # inputs are cast to the weights' dtype (float16/64 models)
+        self._state = preserved_state(model, eval_mode=False)
+        self._grad = torch.no_grad()
+
+    def __enter__(self) -> Session:
+        self._state.__enter__()
+        self._grad.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self.counter is not None:
+                self.counter.detach()
+        finally:
+            self._grad.__exit__(*exc)
+            self._state.__exit__(*exc)
+
+    def feed(self, x: torch.Tensor, *, data_layout: str = "auto", reset: bool = True) -> ActivityCounter:
+        """Run one batch through the model (see :func:`hwcheck.timing.plan_batch`) and count it."""
+        if x.is_complex():  # finiteness is checked by the counter, from the min/max it takes
+            raise TypeError(f"input must be a real tensor, got dtype {x.dtype}")
+        if x.dtype != self.wdtype:
+            x = x.to(self.wdtype)
+        if self.counter is None:
+            if self.graph is None:
+                self.graph = _describe_for(self.model, x, self.layout)
+            self.counter = ActivityCounter(self.model, self.graph, self.dt, per_neuron=self.per_neuron)
+            self.counter.driven = True
+            self.counter.attach()
+            if self.on_start is not None:
+                self.on_start(self.counter, self.graph)
+        g = self.graph
+        plan = plan_batch(
+            self.model, x, g.layout, features=len(g.input_shape), data_layout=data_layout,
+            has_neurons=bool(g.by_kind("spiking", "neuron")),
+        )  # fmt: skip
+        _run_plan(self.model, self.counter, plan, g, reset)
+        return self.counter
 
 
 def _describe_for(model: torch.nn.Module, x: torch.Tensor, layout: str | None) -> LayerGraph:

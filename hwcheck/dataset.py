@@ -394,11 +394,10 @@ def analyze_dataset(
         processes: > 1 runs that many local processes (gloo) and returns the merged analysis.
     """
     from hwcheck import distributed as hd
-    from hwcheck.activity import _check_dt, _describe_for, _run_plan
-    from hwcheck.graph import _check_model, _model_dtype, preserved_state
+    from hwcheck.activity import Session, _check_dt
+    from hwcheck.graph import _check_model
     from hwcheck.nir_import import as_model
     from hwcheck.progress import bar as make_bar
-    from hwcheck.timing import plan_batch
 
     dt = _check_dt(dt)
     if processes > 1:
@@ -409,8 +408,7 @@ def analyze_dataset(
     _check_model(model)
     rank, world = hd.rank_world() if distributed is not False else (0, 1)
     samples, total = samples_of(data, dt, input_shape=input_shape, steps=steps, rank=rank, world=world)
-    device, wdtype = _device_of(model), _model_dtype(model)
-    counter: ActivityCounter | None = None
+    device = _device_of(model)
     peaks: _StepPeaks | None = None
     result: DatasetAnalysis | None = None
     rows_syn: list[list[float]] = []
@@ -419,25 +417,20 @@ def analyze_dataset(
     neuron_spikes: dict[str, torch.Tensor] = {}
     show = progress if progress is not None else True
     pbar = make_bar(total, "analysing", "sample") if show else None
+
+    def start(counter: ActivityCounter, g: LayerGraph) -> None:
+        nonlocal peaks
+        peaks = _StepPeaks(model, counter, g)
+
+    session = Session(model, dt, layout=layout, graph=graph, per_neuron=True, on_start=start)
     try:
-        with preserved_state(model, eval_mode=False), torch.no_grad():
+        with session:
             for x in samples:
-                x = x.to(device=device, dtype=wdtype).unsqueeze(0)  # (1, T, *features)
-                if counter is None:
-                    if graph is None:
-                        graph = _describe_for(model, x, layout)
-                    counter = ActivityCounter(model, graph, dt, per_neuron=True)
-                    counter.driven = True
-                    counter.attach()
-                    peaks = _StepPeaks(model, counter, graph)
-                    names = list(graph.nodes)
-                    spiking = {n.name for n in graph.by_kind("spiking")}
-                counter.reset()
-                plan = plan_batch(
-                    model, x, graph.layout, features=len(graph.input_shape), data_layout="BT",
-                    has_neurons=bool(graph.by_kind("spiking", "neuron")),
-                )  # fmt: skip
-                _run_plan(model, counter, plan, graph, True)
+                if session.counter is not None:
+                    session.counter.reset()  # one sample per analysis: its own figures
+                counter = session.feed(x.to(device=device).unsqueeze(0), data_layout="BT")  # (1, T, *features)
+                names = list(session.graph.nodes)
+                spiking = {n.name for n in session.graph.by_kind("spiking")}
                 one = counter.analysis()
                 rows_syn.append([one.raw[n]["synops"] for n in names])
                 rows_spk.append([one.raw[n]["spikes_out"] for n in names])
@@ -451,12 +444,11 @@ def analyze_dataset(
                 if pbar is not None:
                     pbar.update(1)
     finally:
-        if counter is not None:
-            counter.detach()
         if peaks is not None:
             peaks.remove()
         if pbar is not None:
             pbar.close()
+    graph = session.graph
     if world > 1:
         return hd.reduce(model, graph, result, _dist_part(result, rows_syn, rows_spk, inputs, peaks, neuron_spikes, graph), dt)
     if result is None:
