@@ -254,3 +254,29 @@ def test_shifted_blocks_reuse_counts_exactly(stride):
                     src = next(iter(pop.sources))
                     mine = flat_indices(got.inputs()[src], pop.sources[src])
                     assert np.array_equal(mine, want.inputs()[src])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_shifted_blocks_reuse_population_counts_exactly(stride):
+    """Read through population axons (Loihi), the weight lists a block shares are cached with
+    its counts: every cached count must equal one computed afresh for that block."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=stride, padding=1), iaf(), nn.Conv2d(4, 5, 3, padding=1), iaf(),
+        sparse(nn.Conv2d(5, 4, 3, padding=1), seed=2), iaf(),
+    )  # fmt: skip
+    pops, _, _ = build_populations(describe(model, (3, 14, 13)))
+    lim = replace(core_limits(load_profile("loihi")), population_base=16)  # windows matter
+    assert lim.population_axons
+    for pop in pops:
+        for order in ("C,H,W", "H,W,C"):
+            perm = pop.order(order)
+            for k in (5, 13, 30, 70):
+                for a in range(0, pop.n - k, 7):
+                    got = _evaluate(pop, perm, [(a, a + k)], lim, order)[0]
+                    for t in pop.fast.terms:
+                        t._cache = {}
+                    want = _evaluate(pop, perm, [(a, a + k)], lim, order)[0]
+                    assert (got.axons_in, got.synapses, got.synapse_bits) == (
+                        want.axons_in, want.synapses, want.synapse_bits,
+                    ), (pop.name, order, a, k)  # fmt: skip

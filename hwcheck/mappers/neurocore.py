@@ -9,6 +9,14 @@ is split over as many cores as its per-core needs require:
 * synapse memory per core (nonzero synapses times the bits of the synapse encoding),
 * output axons per core (one per (source neuron, destination core) pair).
 
+Where the profile has ``conv_population_axons`` (Loihi, as nengo-loihi builds convolutions), a
+convolution that mixes channels is read through population axons: one input axon per source
+position, one output axon (``conv_population_axon_slots`` slots) per (source position,
+destination core), and weights stored once per distinct weight list -- the in-channel atoms
+times the neurons of the core a position reaches -- shared by positions that reach the same
+neurons (relative to the first) through the same taps, in the same window of
+``conv_population_base_compartments`` compartments (:meth:`reach.ConvTerm.counts`).
+
 The mapper walks back from every neuron layer through pooling, reshapes and the weight layer to
 the source neuron layers (pooling is folded into the weight layer's connectivity). For any block
 of neurons it counts the synapses each source sends into the block: in closed form from the
@@ -18,8 +26,11 @@ weights (1 where the weight is nonzero). Layers are split readers first, so that
 output axons (one per destination core of each neuron) are known when it is split. Neurons are
 split greedily into contiguous blocks in one of two orders (flat ``(C, H, W)`` order or
 position-major ``(H, W, C)`` order, whichever needs fewer cores). For feasibility tests that only
-grow with the block (all of ours), greedy is the fewest-cores contiguous split;
-``tests/test_neurocore.py`` checks it against a brute-force search.
+grow with the block (all but population weight memory), greedy is the fewest-cores contiguous
+split; ``tests/test_neurocore.py`` checks it against a brute-force search. Population weight
+memory can shrink as a block grows (a block that completes rows or channel planes shares more
+lists), so for such layers splits kept to whole rows / planes are tried too and the fewest
+cores kept (within one core of the brute-force optimum on the tests, pinned where not equal).
 """
 
 from __future__ import annotations
@@ -98,7 +109,16 @@ LIMITS: dict[str, FigureSpec] = {
         "bool",
         False,
         "convolutions use population axons: one input axon per input position, the channel "
-        "travels with the spike",
+        "travels with the spike; their weights are stored once per distinct weight list",
+    ),
+    "conv_population_axon_slots": FigureSpec(
+        "int", False, "output-axon slots one population axon takes (default 1)"
+    ),
+    "conv_population_base_compartments": FigureSpec(
+        "int",
+        False,
+        "the compartment base of a population axon is below this; weight lists are shared only "
+        "by axons whose first target lies in the same window of this many compartments",
     ),
     "chips_max": FigureSpec("int", False, "most chips a system offers; absent = not checked"),
     "timestep_s": FigureSpec("number", False, "length of one time step (global tick)"),
@@ -153,6 +173,8 @@ class CoreLimits:
     word_bits: int = 1
     population_axons: bool = False
     index_bits_by_block: bool = False
+    population_axon_slots: int = 1
+    population_base: int | None = None
 
     @property
     def partitionable(self) -> bool:
@@ -175,6 +197,8 @@ def core_limits(profile: ChipProfile) -> CoreLimits:
         word_bits=max(1, int(profile.limit("synapse_word_bits", 1))),
         population_axons=bool(profile.limit("conv_population_axons", False)),
         index_bits_by_block=bool(profile.limit("synapse_index_bits_by_block", False)),
+        population_axon_slots=max(1, int(profile.limit("conv_population_axon_slots", 1))),
+        population_base=profile.limit("conv_population_base_compartments"),
     )
 
 
@@ -209,6 +233,25 @@ def row_bits(n: np.ndarray | int, bits_per_synapse: int, lim: CoreLimits) -> np.
     r = int(lim.row_synapses)
     full, rem = n // r, n % r
     return full * rounded(np.int64(r)) + np.where(rem > 0, rounded(rem), 0)
+
+
+def index_bits(max_index: int, lim: CoreLimits) -> int:
+    """Index bits of the sparse encoding for a synapse list whose largest compartment index is
+    ``max_index``: with ``index_bits_by_block`` as nengo-loihi's ``Synapse.idx_bits`` (0 for
+    index 0, else ``ceil(log2(max_index + 1))``, at least 6), at most ``overhead_bits``."""
+    if not lim.index_bits_by_block or lim.overhead_bits <= 0:
+        return lim.overhead_bits
+    need = math.ceil(math.log2(max_index + 1)) if max_index > 0 else 0
+    return 0 if need == 0 else min(lim.overhead_bits, max(6, need))
+
+
+def population_bits(entries: np.ndarray, max_index: int, lim: CoreLimits) -> int:
+    """Synapse memory of a convolution read through population axons in one core: one sparse
+    row set (weight + index bits per entry, rows of ``row_synapses``) per distinct weight list of
+    ``entries[i]`` entries (atoms x targets), as nengo-loihi stores population weights
+    (``set_population_weights``: compression 0, ``Synapse.bits``)."""
+    entries = np.asarray(entries, dtype=np.int64)
+    return int(row_bits(entries, lim.weight_bits + index_bits(max_index, lim), lim).sum())
 
 
 def synapse_bits(counts: np.ndarray, n_neurons: int, lim: CoreLimits) -> int:
@@ -259,6 +302,10 @@ class Population:
     #: destination cores that read each neuron (flat index), once the readers are split: the
     #: split then keeps every core's output axons within the limit
     out_cost: np.ndarray | None = None
+    #: output axons that population axons need per position of the layer (slots x destination
+    #: cores reading the position), with the layer's channels and positions: a core needs them
+    #: once for every position it holds a neuron of, whatever its channels
+    out_pos: tuple[np.ndarray, int, int] | None = None
     _out_prefix: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _syn: np.ndarray | None = None
 
@@ -306,17 +353,57 @@ class Population:
 
     def out_axons(self, order: str, a: int, e: int) -> int:
         """Output axons of neurons ``[a, e)`` in ``order`` (0 before the readers are split)."""
-        if self.out_cost is None:
-            return 0
-        pre = self._prefix(order)
-        return int(pre[e] - pre[a])
+        got = 0
+        if self.out_cost is not None:
+            pre = self._prefix(order)
+            got = int(pre[e] - pre[a])
+        if self.out_pos is not None:
+            got += int(self._pos_axons(order, a, e))
+        return got
 
-    def out_axon_end(self, order: str, a: int, limit: int) -> int:
-        """The largest end ``e`` with the output axons of ``[a, e)`` within ``limit``."""
-        if self.out_cost is None:
-            return self.n
-        pre = self._prefix(order)
-        return max(a + 1, int(np.searchsorted(pre, pre[a] + limit, side="right")) - 1)
+    def _pos_axons(self, order: str, a: int, e: int | np.ndarray) -> Any:
+        """Population output axons of neurons ``[a, e)`` (``e`` one end or an array of ends):
+        the cost of every position held."""
+        cost, c, plane = self.out_pos
+        pre = self._out_prefix.get("positions")
+        if pre is None:
+            pre = self._out_prefix["positions"] = np.zeros(plane + 1, np.int64)
+            np.cumsum(cost, out=pre[1:])
+        if order == "H,W,C" and len(self.shape) >= 2:  # positions a // C .. (e - 1) // C
+            return pre[(np.asarray(e) - 1) // c + 1] - pre[a // c]
+        o0, p0 = divmod(a, plane)
+        if not isinstance(e, np.ndarray):  # one end: plain integers
+            o1, p1 = divmod(e - 1, plane)
+            if o1 == o0:
+                return int(pre[p1 + 1] - pre[p0])
+            if o1 - o0 >= 2 or p1 + 1 >= p0:
+                return int(pre[plane])
+            return int(pre[plane] - pre[p0] + pre[p1 + 1])
+        last = e - 1
+        o1, p1 = np.divmod(last, plane)
+        whole = (o1 - o0 >= 2) | ((o1 > o0) & (p1 + 1 >= p0))
+        return np.where(
+            o1 == o0,
+            pre[p1 + 1] - pre[p0],
+            np.where(whole, pre[plane], pre[plane] - pre[p0] + pre[p1 + 1]),
+        )
+
+    def out_axon_end(self, order: str, a: int, limit: int, hi: int | None = None) -> int:
+        """The largest end ``e`` (at most ``hi``) with the output axons of ``[a, e)`` within
+        ``limit``."""
+        hi = self.n if hi is None else hi
+        if self.out_cost is None and self.out_pos is None:
+            return hi
+        if self.out_pos is None:
+            pre = self._prefix(order)
+            got = max(a + 1, int(np.searchsorted(pre, pre[a] + limit, side="right")) - 1)
+            return min(hi, got)
+        ends = np.arange(a + 1, hi + 1)  # output axons only grow with the block
+        total = self._pos_axons(order, a, ends)
+        if self.out_cost is not None:
+            pre = self._prefix(order)
+            total = total + pre[ends] - pre[a]
+        return a + max(1, int(np.searchsorted(total, limit, side="right")))
 
     def order(self, name: str) -> np.ndarray:
         """Neuron indices (flat ``(C, *spatial)`` indices) in partition order ``name``."""
@@ -827,6 +914,19 @@ class _RowBits:
 _LUTS: dict[CoreLimits, _RowBits] = {}
 
 
+class _PopulationBits:
+    """:func:`population_bits` under one set of limits (the format ``reach`` stores with)."""
+
+    def __init__(self, lim: CoreLimits) -> None:
+        self.lim, self.base = lim, lim.population_base
+
+    def __call__(self, entries: np.ndarray, max_index: int) -> int:
+        return population_bits(entries, max_index, self.lim)
+
+
+_POPS: dict[CoreLimits, _PopulationBits] = {}
+
+
 def _use(pop: Population, a: int, e: int, axons: int, bits: int, synapses: int,
          lim: CoreLimits, touched: Callable[[], dict[str, Any]], order: str) -> CoreUse:
     k = e - a
@@ -848,17 +948,23 @@ def _evaluate(
 ) -> list[CoreUse]:
     """Needs of each block ``[start, end)`` of neurons taken in order ``perm`` (``order``)."""
     if pop.fast is not None:
+        fmt = None
+        if lim.population_axons:
+            fmt = _POPS.get(lim)
+            if fmt is None:
+                fmt = _POPS[lim] = _PopulationBits(lim)
         out = []
         for a, e in blocks:
             blim = block_limits(lim, e - a)
             lut = _LUTS.get(blim)
             if lut is None:
                 lut = _LUTS[blim] = _RowBits(blim)
-            got = pop.fast.block(order, a, e, lut)
+            got = pop.fast.block(order, a, e, lut, fmt)
             bits = got.sparse_bits
             if blim.overhead_bits > 0 and got.axons:
                 bits = min(bits, got.axons * lut.dense(e - a))
-            axons = got.population_axons if lim.population_axons else got.axons
+            bits += got.population_bits
+            axons = got.axons + got.population_axons
             out.append(_use(pop, a, e, axons, bits, got.synapses, lim, got.touched, order))
         return out
     n = pop.n
@@ -893,12 +999,18 @@ def partition(
     order: str = "C,H,W",
     batch: int = 32,
     max_cores: int | None = None,
+    unit: int | None = None,
 ) -> list[CoreUse]:
     """Greedy contiguous split of ``pop`` (in ``order``) into the fewest cores under ``lim``.
 
-    Every core takes the longest feasible block from where the previous one ended. Feasibility
-    only gets harder as a block grows, so this is the minimum over all contiguous splits. A
-    single neuron that fits no core gets a core of its own, marked ``feasible=False``.
+    Every core takes the longest feasible block from where the previous one ended. Where
+    feasibility only gets harder as a block grows (every limit but the synapse memory of
+    population weights), this is the minimum over all contiguous splits. A single neuron that
+    fits no core gets a core of its own, marked ``feasible=False``.
+
+    With ``unit`` (closed-form counts only), cores end at multiples of ``unit`` neurons (whole
+    rows or channel planes, where population weight lists are complete and shared) or at the
+    layer's end; a core that cannot hold one unit takes the longest feasible block instead.
 
     Speed: the next cores usually have the size of the previous one, so up to ``2 * batch`` of
     them are checked speculatively in one batch (size feasible, size + 1 not); a search runs
@@ -908,7 +1020,7 @@ def partition(
     perm = pop.order(order)
     n = pop.n
     if pop.fast is not None:
-        return _partition_one_by_one(pop, perm, lim, order, max_cores)
+        return _partition_one_by_one(pop, perm, lim, order, max_cores, unit)
     cap = max(2, min(2 * batch, (1 << 24) // max(n, 1)))  # masks of at most 64 MiB per batch
 
     def hi_of(a: int) -> int:
@@ -960,7 +1072,12 @@ def partition(
 
 
 def _partition_one_by_one(
-    pop: Population, perm: np.ndarray, lim: CoreLimits, order: str, max_cores: int | None
+    pop: Population,
+    perm: np.ndarray,
+    lim: CoreLimits,
+    order: str,
+    max_cores: int | None,
+    unit: int | None = None,
 ) -> list[CoreUse]:
     """:func:`partition` where each block is cheap to count on its own (a closed-form reach):
     the next core starts from the previous core's size and gallops up or down to the longest
@@ -970,14 +1087,38 @@ def _partition_one_by_one(
     def count(a: int, e: int) -> CoreUse:
         return _evaluate(pop, perm, [(a, e)], lim, order)[0]
 
+    def aligned(start: int, hi: int) -> CoreUse | None:
+        """The longest feasible block ending at a multiple of ``unit`` (or at ``n``), by
+        bisection over the number of units."""
+        first = (start // unit + 1) * unit
+        ends = [] if first > hi else list(range(first, hi + 1, unit))
+        if hi == n and (not ends or ends[-1] != n):
+            ends.append(n)
+        found, lo, top = None, -1, len(ends)  # ends[lo] feasible, ends[top] not
+        while top - lo > 1:
+            mid = top - 1 if found is None and lo == -1 and top == len(ends) else (lo + top) // 2
+            r = count(start, ends[mid])
+            if r.feasible:
+                found, lo = r, mid
+            else:
+                top = mid
+        return found
+
     cores: list[CoreUse] = []
     start, prev = 0, 0
     while start < n:
         if max_cores is not None and len(cores) > max_cores:
             break
         hi = n if lim.neurons is None else min(n, start + lim.neurons)
-        if lim.axons_out is not None:  # output axons add up over neurons: cut there directly
-            hi = min(hi, pop.out_axon_end(order, start, lim.axons_out))
+        if lim.axons_out is not None:  # output axons only grow with the block: cut there
+            hi = pop.out_axon_end(order, start, lim.axons_out, hi)
+        if unit is not None:
+            got = aligned(start, hi)
+            if got is not None:
+                cores.append(got)
+                prev = got.end - start
+                start = got.end
+                continue
         good: CoreUse | None = None  # longest block known feasible
         bad = hi + 1  # shortest end known infeasible
         guess = min(hi, start + prev) if prev else hi
@@ -1097,17 +1238,75 @@ def _best_partition(pop: Population, lim: CoreLimits) -> tuple[str, list[CoreUse
             rate[o] = sum(c.neurons for c in head) / len(head)
         orders = tuple(sorted(orders, key=lambda o: (-rate[o], ORDERS.index(o))))
     best: tuple[str, list[CoreUse]] | None = None
-    for o in orders:
-        if best is not None and len(best[1]) <= floor:
-            break  # no order can beat the neuron count
-        cores = partition(pop, lim, o, max_cores=None if best is None else len(best[1]))
+
+    def keep(o: str, unit: int | None) -> None:
+        nonlocal best
+        cores = partition(
+            pop, lim, o, max_cores=None if best is None else len(best[1]), unit=unit
+        )
         complete = sum(c.neurons for c in cores) == pop.n
         if best is None or (
             complete and (len(cores), ORDERS.index(o)) < (len(best[1]), ORDERS.index(best[0]))
         ):
             best = (o, cores)
+
+    for o in orders:
+        if best is not None and len(best[1]) <= floor:
+            break  # no order can beat the neuron count
+        keep(o, None)
     assert best is not None
+    # population weight memory is not monotone in the block: blocks of whole rows or channel
+    # planes share more weight lists, so splits that keep to them are tried as well -- where
+    # synapse memory is what ends a core (else greedy is already the fewest cores)
+    tries = [(o, u) for o in orders for u in _units(pop, lim, o)]
+    if tries and len(best[1]) > floor and _memory_binds(pop, lim, *best):
+        for o, unit in tries:
+            if len(best[1]) <= floor:
+                break
+            # followed only when a whole unit fits a core mid-layer and its first cores hold
+            # more neurons than the best split's average core (layers are alike along their
+            # length)
+            mid = (pop.n // 2) // unit * unit
+            one = _evaluate(pop, pop.order(o), [(mid, min(pop.n, mid + unit))], lim, o)[0]
+            if not one.feasible:
+                continue
+            head = partition(pop, lim, o, max_cores=3, unit=unit)
+            if sum(c.neurons for c in head) / len(head) > pop.n / len(best[1]):
+                keep(o, unit)
     return best
+
+
+def _memory_binds(pop: Population, lim: CoreLimits, order: str, cores: list[CoreUse]) -> bool:
+    """Whether synapse memory alone ends a core of the split: one neuron more would fit every
+    other limit (which only grow with the block). Checked on up to 64 cores spread over the
+    layer (a layer's cores are alike along its length)."""
+    perm = pop.order(order)
+    step = max(1, len(cores) // 64)
+    ends = [(c.start, c.end + 1) for c in cores[::step] if c.end < pop.n]
+    for r in _evaluate(pop, perm, ends, lim, order):
+        monotone_ok = (
+            (lim.neurons is None or r.neurons <= lim.neurons)
+            and (lim.axons_in is None or r.axons_in <= lim.axons_in)
+            and (lim.axons_out is None or pop.out_axons(order, r.start, r.end) <= lim.axons_out)
+        )
+        if monotone_ok and not r.feasible:
+            return True
+    return False
+
+
+def _units(pop: Population, lim: CoreLimits, order: str) -> list[int]:
+    """Block lengths (in ``order``) that complete population weight lists: channel planes and
+    rows in the flat order, rows of positions and positions in the position-major order; none
+    unless the layer reads a convolution through population axons and synapse memory is
+    limited."""
+    if not (lim.population_axons and lim.synapse_bits is not None and pop.fast is not None):
+        return []
+    if len(pop.shape) < 2 or not pop.fast.has_population_terms():
+        return []
+    c, w, plane = int(pop.shape[0]), int(pop.shape[-1]), int(math.prod(pop.shape[1:]))
+    units = (plane, w) if order == "C,H,W" else (c * w, c)
+    cap = pop.n if lim.neurons is None else lim.neurons
+    return [u for u in dict.fromkeys(units) if 1 < u <= cap]
 
 
 def _structural_violations(graph: LayerGraph, profile: ChipProfile) -> list[Violation]:
@@ -1218,8 +1417,10 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
         for pop in reversed(pops):
             if readers is not None:
                 pop.out_cost = readers.cost(pop.name)
-                if pop.out_cost is not None and int(pop.out_cost.max(initial=0)) > lim.axons_out:
-                    pop.out_cost = None  # one neuron alone is over: reported by the rule below
+                pop.out_pos = readers.positions(pop.name, lim.population_axon_slots)
+                if pop.n and readers.worst(pop) > lim.axons_out:
+                    # one neuron alone is over: reported by the rule below
+                    pop.out_cost, pop.out_pos = None, None
             _partition_population(pop, lim, parts, singles, notes)
             if readers is not None and pop.name in parts:
                 for c in parts[pop.name][1]:
@@ -1256,15 +1457,28 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
     cores_used = next_core
     chips_needed = max(1, math.ceil(cores_used / cpc)) if cores_used else 0
 
-    # --- output axons (one per (source neuron, destination core)) and inter-chip pairs
-    tally = _AxonTally(core_of, cpc)
+    # --- output axons (one per (source neuron, destination core), population axons one per
+    #     (source position, destination core)) and inter-chip pairs
+    planes = {p.name: _plane_of(p) for p in pops}
+    tally = _AxonTally(core_of, cpc, planes)
     for row in core_rows:
         use: CoreUse = row["use"]
         for src, touch in use.inputs().items():
             tally.add(row["chip"], src, touch)
-    out_axons, remote_pairs = tally.result()
+    out_axons, remote_pairs, pos_axons = tally.result()
+    per_neuron_out = dict(out_axons)  # output axons of each neuron alone (for the rule's hint)
+    for src, per_pos in pos_axons.items():
+        per_neuron_out[src] = per_neuron_out[src] + lim.population_axon_slots * np.tile(
+            per_pos, planes[src][0]
+        )
     for row in core_rows:
-        row["axons_out"] = int(out_axons[row["layer"]][row.pop("members")].sum())
+        members = row.pop("members")
+        got = int(out_axons[row["layer"]][members].sum())
+        if row["layer"] in pos_axons:
+            plane = planes[row["layer"]][1]
+            held = np.unique(members % plane)
+            got += lim.population_axon_slots * int(pos_axons[row["layer"]][held].sum())
+        row["axons_out"] = got
 
     # --- tables
     def pct(v: float, limit: int | None) -> float:
@@ -1373,7 +1587,7 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
 
     # --- rules
     violations += _per_neuron_rules(pops, singles, lim, profile)
-    violations += _output_axon_rule(pops, parts, core_rows, out_axons, core_of, lim, profile)
+    violations += _output_axon_rule(pops, parts, core_rows, per_neuron_out, core_of, lim, profile)
     violations += _crossbar_rule(graph, pops, profile)
     violations += _chip_rules(pops, pop_cores, cores_used, chips_needed, cpc, chips_max, profile)
     for pop in pops:
@@ -1413,8 +1627,13 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
             + (f"index bits sized to the core (0 for one neuron, else 6 to {lim.overhead_bits})"
                if lim.index_bits_by_block else f"{lim.overhead_bits} index bits")
             + " per synapse, the dense one stores every neuron of the core; the cheaper "
-            "per core is used. Weights shared across conv positions are not modelled, so conv "
-            "layers may need fewer cores on hardware"
+            "per core is used"
+            + (
+                "; convolutions are read through population axons and store one weight list "
+                "per distinct input-position pattern (shared across positions), sparse-encoded"
+                if lim.population_axons
+                else ""
+            )
         )
     if cores_used:
         notes.append(
@@ -1456,20 +1675,43 @@ def map_neurocore(graph: LayerGraph, profile: ChipProfile, analysis: Any = None)
     return report
 
 
+def _plane_of(pop: Population) -> tuple[int, int] | None:
+    """``(channels, positions)`` of a layer of at least two dimensions (flat index
+    ``channel * positions + position``), the layout population axons address."""
+    if len(pop.shape) < 2:
+        return None
+    return int(pop.shape[0]), int(math.prod(pop.shape[1:]))
+
+
+def _population_touch(touch: Any, plane: tuple[int, int] | None) -> bool:
+    """Whether ``touch`` is read through population axons laid out as the source layer is."""
+    return (
+        isinstance(touch, PlaneTouch)
+        and touch.population
+        and plane is not None
+        and (touch.channels, touch.plane) == plane
+    )
+
+
 class _ReaderCount:
     """How many cores read each neuron of each population (its output axons), accumulated as
-    the reading populations are split."""
+    the reading populations are split; reads through population axons count per position."""
 
     def __init__(self, pops: Sequence[Population]) -> None:
         self.n = {p.name: p.n for p in pops}
+        self.planes = {p.name: _plane_of(p) for p in pops}
         self.flat: dict[str, np.ndarray] = {}
         self.by_pos: dict[str, tuple[np.ndarray, int]] = {}
+        self.pop_pos: dict[str, np.ndarray] = {}
 
     def add(self, reads: Mapping[str, Any], reader: str) -> None:
         for src, touch in reads.items():
             if src not in self.n or src == reader:  # a layer's own recurrent reads are not known yet
                 continue
-            if isinstance(touch, PlaneTouch):
+            if _population_touch(touch, self.planes[src]):
+                per = self.pop_pos.setdefault(src, np.zeros(touch.plane, np.int64))
+                per[touch.positions] += 1
+            elif isinstance(touch, PlaneTouch):
                 per, _ = self.by_pos.setdefault(src, (np.zeros(touch.plane, np.int64), touch.channels))
                 per[touch.positions] += 1
             else:
@@ -1478,6 +1720,21 @@ class _ReaderCount:
                     flat += 1
                 else:
                     flat[touch] += 1
+
+    def positions(self, name: str, slots: int) -> tuple[np.ndarray, int, int] | None:
+        """Population output axons per position of ``name``: ``(slots x readers, C, plane)``."""
+        if name not in self.pop_pos:
+            return None
+        c, plane = self.planes[name]
+        return slots * self.pop_pos[name], c, plane
+
+    def worst(self, pop: Population) -> int:
+        """The most output axons one neuron of ``pop`` needs alone."""
+        one = np.zeros(pop.n, np.int64) if pop.out_cost is None else pop.out_cost
+        if pop.out_pos is not None:
+            cost, c, _ = pop.out_pos
+            one = one + np.tile(cost, c)
+        return int(one.max(initial=0))
 
     def cost(self, name: str) -> np.ndarray | None:
         if name not in self.flat and name not in self.by_pos:
@@ -1494,9 +1751,16 @@ class _AxonTally:
     chip) pairs, from what each core reads. Cores are numbered chip by chip, so one chip's
     reads are collected, counted against the neurons it owns, and cleared before the next."""
 
-    def __init__(self, core_of: Mapping[str, np.ndarray], cpc: int) -> None:
+    def __init__(
+        self,
+        core_of: Mapping[str, np.ndarray],
+        cpc: int,
+        planes: Mapping[str, tuple[int, int] | None] | None = None,
+    ) -> None:
         self.core_of, self.cpc = core_of, cpc
+        self.planes = planes or {}
         self.cores = {s: np.zeros(len(o), np.int64) for s, o in core_of.items()}
+        self.pos_cores: dict[str, np.ndarray] = {}  # population axons: cores reading a position
         self.plane_cores: dict[str, np.ndarray] = {}  # reads of every channel at a position
         self.channels: dict[str, int] = {}
         self.remote = {s: 0 for s in core_of}
@@ -1518,11 +1782,14 @@ class _AxonTally:
             self.whole.add(src)
         elif isinstance(touch, PlaneTouch):
             pos = touch.positions
-            if src not in self.plane_cores:
-                self.plane_cores[src] = np.zeros(touch.plane, np.int64)
+            if src not in self.read_pos:
                 self.read_pos[src] = np.zeros(touch.plane, bool)
                 self.channels[src] = touch.channels
-            self.plane_cores[src][pos] += 1
+            if _population_touch(touch, self.planes.get(src)):
+                per = self.pos_cores.setdefault(src, np.zeros(touch.plane, np.int64))
+            else:
+                per = self.plane_cores.setdefault(src, np.zeros(touch.plane, np.int64))
+            per[pos] += 1
             self._mark(self.read_pos, src, pos)
         else:
             self.cores[src][touch] += 1  # the indices of one core are distinct
@@ -1578,12 +1845,14 @@ class _AxonTally:
         self.marked.clear()
         self.whole.clear()
 
-    def result(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    def result(self) -> tuple[dict[str, np.ndarray], dict[str, int], dict[str, np.ndarray]]:
+        """Output axons per neuron (discrete), (neuron, remote chip) pairs per layer, and the
+        destination cores reading each position through population axons."""
         self._close()
         out = dict(self.cores)
         for src, per_pos in self.plane_cores.items():
             out[src] = out[src] + np.tile(per_pos, self.channels[src])
-        return out, self.remote
+        return out, self.remote, self.pos_cores
 
 
 def _spikes_out(analysis: Any) -> dict[str, float] | None:

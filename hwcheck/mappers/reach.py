@@ -11,7 +11,10 @@ to the size of the layer:
   the counts of a box are ``A_rows @ K(channels) @ A_cols^T`` with ``K`` summed over the box's
   output channels from prefix sums;
 * a linear layer (after optional non-overlapping pooling) is a 0/1 matrix; a block's counts are
-  a running column sum over its rows (constant when the matrix is dense).
+  a running column sum over its rows (constant when the matrix is dense);
+* read through population axons (Loihi), a convolution's block stores one weight list per
+  input position; the distinct lists are found from the (kernel tap, output position) pairs of
+  the block, cached with its counts (:meth:`ConvTerm.counts`).
 
 Structures outside these forms (concatenations, a source reached on two paths, 3-D ops, padding
 modes other than zeros, overlapping pools before a padded convolution) return ``None`` from
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -32,6 +36,7 @@ __all__ = [
     "ConvTerm",
     "LinearTerm",
     "PlaneTouch",
+    "PopulationFormat",
     "Reach",
     "box_split",
     "conv_map_of",
@@ -57,15 +62,30 @@ _SHARED: dict[tuple, dict] = {}
 @dataclass(frozen=True)
 class PlaneTouch:
     """Every channel of a source read at the same plane positions (a uniform convolution),
-    kept as the positions alone: a core of a wide layer reads ``channels`` times as many."""
+    kept as the positions alone: a core of a wide layer reads ``channels`` times as many.
+
+    ``population``: the positions are read through population axons (one axon per position,
+    the channel travels with the spike as its atom), so a source core needs one output axon per
+    (position it holds, destination core), not one per neuron."""
 
     positions: np.ndarray  # distinct flat ``y * W + x`` indices
     channels: int
     plane: int  # H * W of the source
+    population: bool = False
 
     def flat(self) -> np.ndarray:
         """The flat ``(C, H, W)`` source indices read."""
         return (np.arange(self.channels)[:, None] * self.plane + self.positions[None, :]).reshape(-1)
+
+
+class PopulationFormat(Protocol):
+    """How a core stores population weights: ``base`` bounds the compartment base of an axon
+    (None: no bound); calling it with the entries of every distinct weight list and the largest
+    compartment index stored gives the bits (see ``neurocore.population_bits``)."""
+
+    base: int | None
+
+    def __call__(self, entries: np.ndarray, max_index: int) -> int: ...
 
 
 def flat_indices(touch: np.ndarray | PlaneTouch | None, n: int) -> np.ndarray:
@@ -103,18 +123,27 @@ def count_summary(
 
 
 class BlockCounts:
-    """What a block reads: ``axons``, ``synapses``, ``sparse_bits`` and, on demand
-    (:meth:`touched`), the source elements read per source. ``population_axons`` counts a
-    convolution's inputs by position (all channels of one position share an axon), the way
-    population axons carry them."""
+    """What a block reads: ``axons`` (discrete input axons), ``synapses``, ``sparse_bits`` (of
+    the discrete axons' rows) and, on demand (:meth:`touched`), the source elements read per
+    source. Convolutions read through population axons (when the caller asks for them) count
+    apart: ``population_axons`` (input positions read; all channels of one position share an
+    axon) and ``population_bits`` (their shared weights, see :meth:`ConvTerm.counts`)."""
 
-    __slots__ = ("axons", "synapses", "sparse_bits", "population_axons", "_touch")
+    __slots__ = (
+        "axons", "synapses", "sparse_bits", "population_axons", "population_bits", "_touch",
+    )  # fmt: skip
 
     def __init__(
-        self, axons: int, synapses: int, sparse_bits: int, population_axons: int, touch: list
+        self,
+        axons: int,
+        synapses: int,
+        sparse_bits: int,
+        population_axons: int,
+        population_bits: int,
+        touch: list,
     ) -> None:
         self.axons, self.synapses, self.sparse_bits = axons, synapses, sparse_bits
-        self.population_axons = population_axons
+        self.population_axons, self.population_bits = population_axons, population_bits
         self._touch = touch  # (source, term, state) for each term
 
     def touched(self) -> dict[str, np.ndarray | PlaneTouch | None]:
@@ -386,6 +415,14 @@ def _axis_map(lo_out: int, hi_out: int, s: int, p: int, k: int, n: int) -> tuple
     return first, ok.astype(np.int64)
 
 
+def _mix(x: np.ndarray) -> np.ndarray:
+    """A 64-bit mixing function (splitmix64's finaliser), element-wise on ``uint64``."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
 @dataclass
 class ConvTerm:
     """A source read through a :class:`ConvMap`.
@@ -394,11 +431,21 @@ class ConvTerm:
     kernel hangs over the plane's top and bottom edges, so blocks that differ by a shift of
     whole rows share one computation (``_cache``): the interior of a layer is counted once per
     distinct block shape.
+
+    Read through population axons (``pop`` given to :meth:`counts`, for maps that mix channels),
+    the term is stored the way nengo-loihi builds a convolution (``conv2d_loihi_weights``,
+    ``split_blocks.set_new_synapse_weights``): one input axon per source position read, and one
+    weight list per input position, ``in_channels`` atoms x the block's neurons it reaches
+    (zeros included: every atom lists the same targets). Positions whose lists are equal share
+    one copy: same kernel taps onto the same neurons relative to the first one, and the first
+    one in the same window of ``pop.base`` compartments (the compartment base of a population
+    axon is below ``pop.base``, the rest of the offset goes into the stored indices).
     """
 
     source: str
     map: ConvMap
     _cache: dict = field(default_factory=dict, repr=False)
+    _tables: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         m = self.map
@@ -411,7 +458,17 @@ class ConvTerm:
         self._edges = (sy, py, kh - h, sx, px, kw - w)
         self._copies = m.in_channels if m.uniform else 1  # uniform: one plane for all channels
 
-    def counts(self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]) -> tuple:
+    def counts(
+        self,
+        order: str,
+        a: int,
+        e: int,
+        lut: Callable[[int], np.ndarray],
+        pop: PopulationFormat | None = None,
+    ) -> tuple:
+        """``((axons, synapses, sparse_bits, population_axons, population_bits), state)`` of
+        neurons ``[a, e)`` in ``order``; with ``pop``, a map that mixes channels is read
+        through population axons (its axons and bits are the population ones)."""
         m = self.map
         boxes = box_split(order, a, e, m.out_shape)
         by = bx = 1 << 62
@@ -422,6 +479,7 @@ class ConvTerm:
         sy, py, over_y, sx, px, over_x = self._edges
         uniform = m.uniform
         key = (
+            order,  # the neurons' order within the block names the population weight lists
             tuple(
                 (c1 - c0 if uniform else (c0, c1), y0 - by, y1 - by, x0 - bx, x1 - bx)
                 for c0, c1, y0, y1, x0, x1 in boxes
@@ -435,23 +493,132 @@ class ConvTerm:
         if hit is None:
             if len(self._cache) > 4096:
                 self._cache.clear()
-            hit = self._cache[key] = (*self._compute(boxes, by * sy, bx * sx), {})
-        summary = hit[4].get(id(lut))
+            hit = self._cache[key] = [*self._compute(boxes, by * sy, bx * sx), {}, {}]
+        population = pop is not None and not m.depthwise
+        sid = (id(lut), id(pop)) if population else id(lut)
+        summary = hit[4].get(sid)
         if summary is None:
             acc = hit[0]
-            positions = int(np.count_nonzero(acc.any(axis=0))) if acc.size else 0
-            summary = hit[4][id(lut)] = (
-                *count_summary(acc.reshape(-1), self._copies, 0, lut),
-                positions,
-            )
-        return summary, (hit, by * sy, bx * sx)
+            if population:
+                lists = hit[5].get(pop.base)
+                if lists is None:
+                    lists = hit[5][pop.base] = self._population(order, a, e, pop.base)
+                positions, entries, max_index = lists
+                synapses = int(acc.sum()) * self._copies
+                summary = (0, synapses, 0, positions, pop(entries, max_index))
+            else:
+                summary = (*count_summary(acc.reshape(-1), self._copies, 0, lut), 0, 0)
+            hit[4][sid] = summary
+        return summary, (hit, by * sy, bx * sx, population)
 
     def touched(self, state: tuple) -> np.ndarray | PlaneTouch:
-        (acc, ch0, r_rel, q_rel, _), row_base, col_base = state
+        (acc, ch0, r_rel, q_rel, *_), row_base, col_base, population = state
         hs, ws = self.map.src_plane
+        if population:  # the positions read, each through one population axon
+            r, x = np.nonzero(acc.any(axis=0))
+            pos = (r + r_rel + row_base) * ws + (x + q_rel + col_base)
+            return PlaneTouch(pos, self.map.in_channels, hs * ws, population=True)
         c, r, x = np.nonzero(acc)
         flat = ((c + ch0) * hs + (r + r_rel + row_base)) * ws + (x + q_rel + col_base)
         return PlaneTouch(flat, self._copies, hs * ws) if self.map.uniform else flat
+
+    def _support_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per kernel tap (flat ``ky * KW + kx``) over output channels ``o`` (``0..Co``): the
+        first channel ``>= o`` the tap reaches with a nonzero weight (``Co``: none), the last
+        one ``< o`` (-1: none), and how many lie below ``o``; a tap reaches channel ``o`` when
+        some input channel has a nonzero weight there."""
+        if self._tables is None:
+            m = self.map
+            co = m.out_shape[0]
+            k = m.kernel
+            if m.uniform:
+                s = np.broadcast_to(k[0, 0] > 0, (co, *k.shape[-2:]))
+            else:
+                s = k.any(axis=1) if k.ndim == 4 else k > 0
+            s = s.reshape(co, -1).T  # (taps, Co)
+            o = np.arange(co)
+            nxt = np.full((s.shape[0], co + 1), co, np.int64)
+            nxt[:, :co] = np.minimum.accumulate(np.where(s, o, co)[:, ::-1], axis=1)[:, ::-1]
+            prv = np.full((s.shape[0], co + 1), -1, np.int64)
+            prv[:, 1:] = np.maximum.accumulate(np.where(s, o, -1), axis=1)
+            cnt = np.zeros((s.shape[0], co + 1), np.int64)
+            np.cumsum(s, axis=1, out=cnt[:, 1:])
+            self._tables = (nxt, prv, cnt)
+        return self._tables
+
+    def _population(
+        self, order: str, a: int, e: int, base: int | None
+    ) -> tuple[int, np.ndarray, int]:
+        """``(positions, entries, max_index)`` of neurons ``[a, e)`` read through population
+        axons: the source positions read, the entries (atoms x targets) of every distinct
+        weight list, and the largest compartment index the lists store (``base`` bounds the
+        compartment base of an axon; None: no bound).
+
+        Counted over the (kernel tap, output position) pairs of the block's bounding box: a
+        position's list is named by the channel range each of its taps reaches (a hash of the
+        set, 128 bits) and its base window."""
+        m = self.map
+        co, ho, wo = m.out_shape
+        plane = ho * wo
+        (kh, kw), (sy, sx), (py, px), (h, w) = m.ksize, m.stride, m.padding, m.plane
+        ws = m.src_plane[1]
+        boxes = box_split(order, a, e, m.out_shape)
+        y0, y1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
+        x0, x1 = min(b[4] for b in boxes), max(b[5] for b in boxes)
+        # every (tap, output position) pair of the bounding box that lands on the plane
+        ky, kx = np.divmod(np.arange(kh * kw), kw)
+        ys, xs = np.arange(y0, y1), np.arange(x0, x1)
+        qy = ys[None, :] * sy - py + ky[:, None]  # (taps, rows)
+        qx = xs[None, :] * sx - px + kx[:, None]  # (taps, cols)
+        ok = ((qy >= 0) & (qy < h))[:, :, None] & ((qx >= 0) & (qx < w))[:, None, :]
+        tap, yi, xi = np.nonzero(ok)
+        pos = (y0 + yi) * wo + (x0 + xi)
+        q = qy[tap, yi] * ws + qx[tap, xi]
+        # the block's output channels at each output position: a range [lo, hi]
+        if order == "H,W,C":
+            pa, ca = divmod(a, co)
+            pe, ce = divmod(e - 1, co)
+            inside = (pos >= pa) & (pos <= pe)
+            lo = np.where(inside, np.where(pos == pa, ca, 0), co)
+            hi = np.where(inside, np.where(pos == pe, ce, co - 1), -1)
+        else:
+            oa, pa = divmod(a, plane)
+            oe, pe = divmod(e - 1, plane)
+            lo = np.where(pos >= pa, oa, oa + 1)
+            hi = np.where(pos <= pe, oe, oe - 1)
+        nxt, prv, cnt = self._support_tables()
+        below = cnt[tap, np.maximum(hi + 1, 0)] - cnt[tap, np.minimum(lo, co)]
+        count = np.where(hi >= lo, below, 0)
+        keep = count > 0
+        if not keep.any():
+            return 0, np.zeros(0, np.int64), -1
+        tap, pos, q, lo, hi, count = tap[keep], pos[keep], q[keep], lo[keep], hi[keep], count[keep]
+        first, last = nxt[tap, lo], prv[tap, hi + 1]
+        if order == "H,W,C":
+            lmin, lmax = pos * co + first - a, pos * co + last - a
+        else:
+            lmin, lmax = first * plane + pos - a, last * plane + pos - a
+        # per source position, over its pairs (sorted by position)
+        by = np.argsort(q, kind="stable")
+        q, tap, first, last = q[by], tap[by], first[by], last[by]
+        lmin, lmax, count = lmin[by], lmax[by], count[by]
+        starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
+        m_q = np.minimum.reduceat(lmin, starts)
+        big_q = np.maximum.reduceat(lmax, starts)
+        entries = np.add.reduceat(count, starts) * m.in_channels
+        name = (tap.astype(np.uint64) * np.uint64(co + 1) + first.astype(np.uint64)) * np.uint64(
+            co + 1
+        ) + last.astype(np.uint64)
+        h1 = np.add.reduceat(_mix(name), starts)
+        h2 = np.add.reduceat(_mix(name ^ np.uint64(0x5BD1E9955BD1E995)), starts)
+        if base:
+            window, max_index = m_q // base, int((big_q - m_q % base).max())
+        else:
+            window, max_index = np.zeros_like(m_q), int((big_q - m_q).max())
+        desc = np.stack([h1, h2, window.astype(np.uint64)], axis=1)
+        rows = desc.view(np.dtype((np.void, desc.dtype.itemsize * 3))).ravel()
+        _, idx = np.unique(rows, return_index=True)
+        return len(starts), entries[idx], max_index
 
     def per_neuron(self) -> np.ndarray:
         """Synapses of every neuron (flat ``(C, H, W)`` index): the map applied to ones."""
@@ -601,10 +768,12 @@ class LinearTerm:
             cols = self.cols[offsets + np.arange(int(lens.sum()))]
         return np.bincount(cols, minlength=self.n_v)
 
-    def counts(self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]) -> tuple:
+    def counts(
+        self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray], pop: object = None
+    ) -> tuple:
+        """Like :meth:`ConvTerm.counts`; a linear map is always read through discrete axons."""
         if self.side == "dense":
-            got = count_summary(e - a, self.mult, self.n_v, lut)
-            return (*got, got[0]), None
+            return (*count_summary(e - a, self.mult, self.n_v, lut), 0, 0), None
         perm = self.perm_of(order) if self.perm_of is not None else None
         contiguous = perm is None or order == "C,H,W"
 
@@ -622,8 +791,7 @@ class LinearTerm:
             got = stored(a, e)
         self._run = (order, a, e, got)
         acc = got if self.side == "ones" else (e - a) - got
-        got = count_summary(acc, self.mult, self.n_v, lut)
-        return (*got, got[0]), acc
+        return (*count_summary(acc, self.mult, self.n_v, lut), 0, 0), acc
 
     def touched(self, acc: np.ndarray | None) -> np.ndarray | None:
         return self.members(None if acc is None else np.flatnonzero(acc))
@@ -640,6 +808,11 @@ class Reach:
 
     terms: list[ConvTerm | LinearTerm]
 
+    def has_population_terms(self) -> bool:
+        """Whether a term mixes channels through a convolution (read through population
+        axons when the caller asks for them)."""
+        return any(isinstance(t, ConvTerm) and not t.map.depthwise for t in self.terms)
+
     def per_neuron(self, n: int) -> np.ndarray:
         """Synapses of every neuron (flat index), all sources together."""
         total = np.zeros(n, np.int64)
@@ -647,18 +820,27 @@ class Reach:
             total += t.per_neuron()
         return total
 
-    def block(self, order: str, a: int, e: int, lut: Callable[[int], np.ndarray]) -> BlockCounts:
+    def block(
+        self,
+        order: str,
+        a: int,
+        e: int,
+        lut: Callable[[int], np.ndarray],
+        pop: PopulationFormat | None = None,
+    ) -> BlockCounts:
+        """What neurons ``[a, e)`` in ``order`` read; with ``pop``, convolutions that mix
+        channels are read through population axons and stored in ``pop``'s format."""
         if len(self.terms) == 1:
             t = self.terms[0]
-            (ax, syn, bits, pop), state = t.counts(order, a, e, lut)
-            return BlockCounts(ax, syn, bits, pop, [(t.source, t, state)])
-        axons = synapses = bits = pops = 0
+            got, state = t.counts(order, a, e, lut, pop)
+            return BlockCounts(*got, [(t.source, t, state)])
+        total = [0, 0, 0, 0, 0]
         touch = []
         for t in self.terms:
-            (ax, syn, bi, pop), state = t.counts(order, a, e, lut)
-            axons, synapses, bits, pops = axons + ax, synapses + syn, bits + bi, pops + pop
+            got, state = t.counts(order, a, e, lut, pop)
+            total = [x + y for x, y in zip(total, got)]
             touch.append((t.source, t, state))
-        return BlockCounts(axons, synapses, bits, pops, touch)
+        return BlockCounts(*total, touch)
 
 
 def pooled_members(pool: ConvMap, n_src: int) -> tuple[np.ndarray, Callable] | None:
