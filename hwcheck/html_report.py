@@ -118,9 +118,9 @@ def render_html(report: Any, plots: Sequence[Path] = ()) -> str:
             else:
                 out.append(f"<h2>Cores: {html.escape(r.fit.chip)}</h2>")
             out.append(_table(c, "cores.csv"))
-    b = report.bandwidth
+    b = report.bandwidth_checked
     if len(b):
-        out += ["<h2>Bandwidth</h2>", _table(b, "bandwidth.csv")]
+        out += ["<h2>Bandwidth (against published limits)</h2>", _table(b, "bandwidth.csv")]
     if plots:
         out.append("<h2>Plots</h2>")
         out += [_image(p, p.stem.replace("_", " ")) for p in plots]

@@ -203,6 +203,19 @@ class Report:
                 parts.append(t)
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["chip"])
 
+    @property
+    def bandwidth_checked(self) -> pd.DataFrame:
+        """The rows of :attr:`bandwidth` that have a published limit to check against (the
+        report's Bandwidth section); the others are traffic figures only (``bandwidth.csv``)."""
+        b = self.bandwidth
+        return b[b["limit_per_s"].notna()].reset_index(drop=True) if "limit_per_s" in b else b
+
+    def _unchecked_bandwidth_chips(self) -> list[str]:
+        return [
+            r.fit.chip for r in self.results
+            if r.bandwidth is not None and len(r.bandwidth.table) and r.bandwidth.table["limit_per_s"].isna().all()
+        ]  # fmt: skip
+
     # ---------------------------------------------------------------- text
     def verdict(self) -> str:
         lines = []
@@ -253,9 +266,9 @@ class Report:
                     "`cores.csv`).", "", _md(top), ""]
         elif len(c):
             out += ["## Cores", "", _md(c), ""]
-        b = self.bandwidth
+        b = self.bandwidth_checked
         if len(b):
-            out += ["## Bandwidth", "", _md(b), ""]
+            out += ["## Bandwidth (against published limits)", "", _md(b), ""]
         out += ["## Assumptions and sources", ""]
         out += [f"- {line}" for line in self.note_lines()]
         out.append("")
@@ -272,6 +285,12 @@ class Report:
                     out.append(f"{r.fit.chip}: {r.energy.describe_unknown()}")
             if r.bandwidth is not None:
                 out += [f"{r.fit.chip}: bandwidth: {f}" for f in r.bandwidth.flags]
+        unchecked = self._unchecked_bandwidth_chips()
+        if unchecked:
+            out.append(
+                f"bandwidth: no published event-rate limit for {', '.join(unchecked)}: their events/s and "
+                "synops/s per layer, core and chip edge are in bandwidth.csv, not checked"
+            )
         return out
 
     # ---------------------------------------------------------------- files

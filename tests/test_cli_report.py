@@ -340,3 +340,32 @@ def test_input_shape_comes_from_the_data_when_not_given(tmp_path):
     assert "3x4x5" in r.stdout  # the conv output of a 2x6x7 input read from the data
     r = run("check", "one.py:net", "--chip", "loihi", "--no-save", cwd=tmp_path)
     assert r.returncode == 2 and "--input-shape is needed without --data" in r.stderr
+
+
+def test_bandwidth_section_only_where_a_limit_is_published(tmp_path):
+    """No bundled profile publishes an event-rate limit: the report leaves its Bandwidth section
+    out and says so once; the traffic figures stay in bandwidth.csv. A limit (here set by hand)
+    brings the section back with the checked rows only."""
+    import sinabs.layers as sl
+    from torch import nn
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), sl.IAFSqueeze(batch_size=1, min_v_mem=-1.0),
+                          nn.Flatten(), nn.Linear(4 * 14 * 14, 5, bias=False), sl.IAFSqueeze(batch_size=1, min_v_mem=-1.0))  # fmt: skip
+    x = (torch.rand(10, 2, 16, 16) < 0.3).float()
+    rep = hwcheck.report(model, "speck2f", x)
+    md = rep.markdown()
+    assert "## Bandwidth" not in md
+    assert "no published event-rate limit for speck2f" in md
+    assert len(rep.bandwidth) and rep.bandwidth["limit_per_s"].isna().all()
+    assert len(rep.bandwidth_checked) == 0
+    out = rep.save(tmp_path / "a", formats=("csv", "md"))
+    assert len(pd.read_csv(out / "bandwidth.csv")) == len(rep.bandwidth)
+
+    rep2 = hwcheck.report(model, "speck2f", x, overrides={"bandwidth.input_events_per_s": 10.0})
+    md2 = rep2.markdown()
+    assert "## Bandwidth (against published limits)" in md2
+    assert "no published event-rate limit" not in md2
+    checked = rep2.bandwidth_checked
+    assert list(checked["limit_name"]) == ["input_events_per_s"] and (checked["load_ratio"] > 1).all()
