@@ -187,7 +187,7 @@ def _load() -> Any:
             return _LIB
         try:
             _LIB = _open()
-        except (OSError, subprocess.SubprocessError, ValueError):
+        except (OSError, RuntimeError, subprocess.SubprocessError, ValueError):  # RuntimeError: no home folder
             _LIB = None
         _TRIED = True
     return _LIB
