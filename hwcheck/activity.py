@@ -154,8 +154,8 @@ class _TensorStats:
     identity and version, dropped at the end of the pass). Every figure comes from as few passes
     over the tensor as the data allow:
 
-    * ``minmax`` -- ``amin`` and ``amax`` (two vectorised passes; ``aminmax`` is not vectorised
-      on CPUs);
+    * ``minmax`` -- one compiled pass that also counts non-whole values, else ``amin`` and
+      ``amax`` (two vectorised passes; ``aminmax`` is not vectorised on CPUs);
     * ``colsum`` -- the sum over the leading (batch/time) rows, from which a counter takes events
       in, synops and effective synops per position (dot products with fan-out maps) and spikes
       out. Whole numbers whose sums stay below 2**24 are summed in float32 (exact) by one
@@ -172,7 +172,9 @@ class _TensorStats:
     fallback and give the same figures.
     """
 
-    __slots__ = ("ref", "version", "integral", "scratch", "_minmax", "_colsum", "_abs_colsum", "_nnz", "_whole")
+    __slots__ = (
+        "ref", "version", "integral", "scratch", "_minmax", "_colsum", "_abs_colsum", "_nnz", "_whole", "_total",
+    )  # fmt: skip
 
     def __init__(self, t: torch.Tensor, scratch: _Scratch | None = None) -> None:
         self.ref = weakref.ref(t)
@@ -185,6 +187,7 @@ class _TensorStats:
         self._abs_colsum: dict[int, torch.Tensor] = {}
         self._nnz: float | None = None
         self._whole: bool | None = None
+        self._total: float | None = None  # sum of all values (from the one-pass kernel)
 
     def prime(self, t: torch.Tensor, features: int) -> None:
         """Take every figure of ``t`` as (rows, ``features``) in one compiled pass, where the
@@ -194,11 +197,12 @@ class _TensorStats:
         got = kernels.row_stats(t, features)
         if got is None:
             return
-        colsum, lo, hi, nnz, frac = got
+        colsum, lo, hi, nnz, frac, total = got
         self._minmax = (lo, hi)
         self._nnz = float(nnz)
         self._whole = frac == 0
         self._colsum[features] = colsum
+        self._total = total
 
     def minmax(self, t: torch.Tensor) -> tuple[float, float]:
         """(min, max) as Python floats (NaN if any value is NaN); (0, 0) for an empty tensor."""
@@ -207,7 +211,13 @@ class _TensorStats:
             if not n:
                 self._minmax = (0.0, 0.0)
             elif t.is_floating_point() and n > _SMALL:
-                self._minmax = (float(torch.amin(t)), float(torch.amax(t)))
+                got = kernels.minmax(t)  # one pass, which also tells whole numbers apart
+                if got is not None:
+                    self._minmax = (got[0], got[1])
+                    if self._whole is None:
+                        self._whole = got[2] == 0
+                else:
+                    self._minmax = (float(torch.amin(t)), float(torch.amax(t)))
             else:  # one call: the per-call cost outweighs the pass
                 lo, hi = torch.aminmax(t) if t.is_floating_point() else (t.min(), t.max())
                 self._minmax = (float(lo), float(hi))
@@ -274,6 +284,12 @@ class _TensorStats:
         if c is None:
             c = self._abs_colsum[features] = self._sum_rows(t, features, absolute=True)
         return c
+
+    def abs_total(self, t: torch.Tensor, features: int) -> float:
+        """Sum of ``|t|`` (the total of :meth:`abs_colsum`)."""
+        if self._total is not None and not self.minmax(t)[0] < 0:
+            return self._total
+        return float(self.abs_colsum(t, features).sum())
 
     def _sum_rows(self, t: torch.Tensor, features: int, absolute: bool) -> torch.Tensor:
         features = max(features, 1)
@@ -550,6 +566,7 @@ class ActivityCounter:
         # recurrent weights inside a neuron layer: called once per step inside the layer
         self.inner = {n.module for n in graph if "recurrent_of" in n.attrs}
         self._scratch = _scratch()
+        _check_graph_of(model, graph)
         self._plan()
         self.reset()
 
@@ -641,6 +658,7 @@ class ActivityCounter:
         self._input_acc = 0.0  # model input events, summed
         self.point_acc: dict[str, torch.Tensor] = {}
         self.out_acc: dict[str, torch.Tensor] = {}  # output column sums of branch sources
+        self._owned: list[torch.Tensor] = []  # sums in point_acc / out_acc this counter made
         self.acc: dict[str, dict[str, Any]] = {n.name: {} for n in self.graph}
         # per-neuron sums over batch and time (only with per_neuron=True): name -> (in, out)
         self.neuron_in: dict[str, torch.Tensor] = {}
@@ -734,7 +752,7 @@ class ActivityCounter:
             st.prime(xd, features)
             if x.is_floating_point() and x.numel() and not st.finite(xd):
                 raise ValueError("the input holds NaN or infinite values; events must be finite numbers")
-            self._input_acc += float(st.abs_colsum(xd, features).sum())
+            self._input_acc += st.abs_total(xd, features)
 
     def _node_of(self, module: Any) -> str:
         k = self._call_count.get(module, 0)
@@ -788,20 +806,15 @@ class ActivityCounter:
         """What a layer's input contributes (``x`` detached, gradients off)."""
         shape, kind = todo
         acc = self.acc[name]
-        if shape is not None or kind == "weights":
-            st.prime(x, math.prod(shape) if shape is not None else self.feature_numel[name])
+        if shape is not None:  # column sums wanted: every figure in one pass
+            st.prime(x, math.prod(shape))
         if shape is not None:  # an event point: sums per input position
             if x.shape[x.dim() - len(shape) :] != shape:
                 raise RuntimeError(
                     f"layer '{name}' got input of shape {tuple(x.shape)}, but the layer graph "
                     f"was built for features {shape}; analyse inputs of one feature shape"
                 )
-            summed = st.abs_colsum(x, math.prod(shape))
-            prev = self.point_acc.get(name)
-            if prev is None:  # a copy: the sum stays shared with other layers in this pass
-                self.point_acc[name] = summed.clone()
-            else:
-                prev.add_(summed)
+            self._accumulate(self.point_acc, name, st.abs_colsum(x, math.prod(shape)))
         if kind == "weights":
             dense = float(self.graph.nodes[name].synapses) * (x.numel() // self.feature_numel[name])
             key = "acs" if st.binary(x) else "macs"
@@ -816,6 +829,19 @@ class ActivityCounter:
             if self.per_neuron:
                 colsum = st.colsum(x, math.prod(node.in_shape))
                 self._add_neuron(self.neuron_in, name, colsum, node.in_shape)
+
+    def _accumulate(self, store: dict[str, torch.Tensor], name: str, summed: torch.Tensor) -> None:
+        """``store[name] += summed``. The first sum is kept as it is (it stays shared with the
+        other layers of this pass, so it is never changed in place); the second makes a sum
+        of the counter's own, which later ones are added to in place."""
+        prev = store.get(name)
+        if prev is None:
+            store[name] = summed
+        elif any(prev is o for o in self._owned):
+            prev.add_(summed)
+        else:
+            own = store[name] = prev + summed
+            self._owned.append(own)
 
     def _fanout_as(self, w: str, like: torch.Tensor) -> torch.Tensor:
         """Fan-out map of ``w`` in the dtype and on the device of ``like`` (cached: training
@@ -856,12 +882,8 @@ class ActivityCounter:
         st.prime(out, features)
         colsum = st.abs_colsum(out, features)
         if name in self.out_points and colsum.numel() == features:
-            prev = self.out_acc.get(name)
-            if prev is None:
-                self.out_acc[name] = colsum.reshape(-1).clone()
-            else:
-                prev.add_(colsum.reshape(-1))
-        acc["spikes_out"] = acc.get("spikes_out", 0.0) + float(colsum.sum())
+            self._accumulate(self.out_acc, name, colsum.reshape(-1))
+        acc["spikes_out"] = acc.get("spikes_out", 0.0) + st.abs_total(out, features)
         acc["out_max_per_step"] = max(acc.get("out_max_per_step", 0.0), _absmax(st.minmax(out)))
         if node.kind == "activation":
             acc["neuron_updates"] = acc.get("neuron_updates", 0.0) + float(out.numel())
@@ -910,6 +932,19 @@ class ActivityCounter:
             n_steps_total=self.n_steps_total,
             input_events=self._input_acc,
             raw=raw,
+        )
+
+
+def _check_graph_of(model: torch.nn.Module, graph: LayerGraph) -> None:
+    """A graph holds its model's modules: hooks on another model's (a copy's) would count
+    nothing, silently."""
+    mods = {id(m) for m in model.modules()}
+    stray = next((n for n in graph if n.module is not None and id(n.module) not in mods), None)
+    if stray is not None:
+        raise ValueError(
+            f"the layer graph was built for another model: its layer '{stray.name}' "
+            f"({stray.module_path or type(stray.module).__name__}) is not a module of this model; "
+            "describe this model (hwcheck.describe(model, input_shape)) or leave graph= out"
         )
 
 

@@ -411,6 +411,20 @@ def test_analyze_is_repeatable() -> None:
     _assert_layers_close(first, second)
 
 
+def test_a_graph_of_another_model_is_refused() -> None:
+    """Hooks on a copy's modules would count nothing: the error names the layer."""
+    model = bt_snn()
+    other = copy.deepcopy(model)
+    x = spikes((B, T, 6), 19, max_value=1)
+    g = hwcheck.describe(other, (6,))
+    with pytest.raises(ValueError, match="built for another model: its layer"):
+        hwcheck.analyze(model, x, graph=g)
+    with pytest.raises(ValueError, match="built for another model"):
+        hwcheck.ActivityCounter(model, g)
+    assert not module_hooks(model) and not module_hooks(other)
+    assert hwcheck.analyze(other, x, graph=g).layers["synops"].sum() > 0
+
+
 # --------------------------------------------------------------------------- memory
 
 
