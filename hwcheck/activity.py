@@ -36,7 +36,14 @@ import torch
 
 from hwcheck import kernels
 from hwcheck.connectivity import chain_fanout_map
-from hwcheck.graph import LayerGraph, LayerNode, _model_dtype, describe, preserved_state
+from hwcheck.graph import (
+    LayerGraph,
+    LayerNode,
+    _model_dtype,
+    describe,
+    model_signature,
+    preserved_state,
+)
 from hwcheck.layers import spec_for
 from hwcheck.timing import (
     BatchPlan,
@@ -45,6 +52,7 @@ from hwcheck.timing import (
     infer_layout,
     plan_batch,
     reset_states,
+    state_modules,
 )
 
 __all__ = ["ActivityCounter", "Analysis", "analyze", "LAYER_COLUMNS", "samples_and_steps"]
@@ -192,7 +200,7 @@ class _TensorStats:
     def prime(self, t: torch.Tensor, features: int) -> None:
         """Take every figure of ``t`` as (rows, ``features``) in one compiled pass, where the
         kernel runs and nothing was taken yet (else the figures come one by one, as asked)."""
-        if self._minmax is not None or t.numel() <= _SMALL or t.dim() == 0:
+        if self._minmax is not None or not t.numel():
             return
         got = kernels.row_stats(t, features)
         if got is None:
@@ -207,17 +215,15 @@ class _TensorStats:
     def minmax(self, t: torch.Tensor) -> tuple[float, float]:
         """(min, max) as Python floats (NaN if any value is NaN); (0, 0) for an empty tensor."""
         if self._minmax is None:
-            n = t.numel()
-            if not n:
+            got = kernels.minmax(t) if t.is_floating_point() else None
+            if got is not None:  # one pass, which also tells whole numbers apart
+                self._minmax = (got[0], got[1])
+                if self._whole is None:
+                    self._whole = got[2] == 0
+            elif not t.numel():
                 self._minmax = (0.0, 0.0)
-            elif t.is_floating_point() and n > _SMALL:
-                got = kernels.minmax(t)  # one pass, which also tells whole numbers apart
-                if got is not None:
-                    self._minmax = (got[0], got[1])
-                    if self._whole is None:
-                        self._whole = got[2] == 0
-                else:
-                    self._minmax = (float(torch.amin(t)), float(torch.amax(t)))
+            elif t.is_floating_point() and t.numel() > _SMALL:
+                self._minmax = (float(torch.amin(t)), float(torch.amax(t)))
             else:  # one call: the per-call cost outweighs the pass
                 lo, hi = torch.aminmax(t) if t.is_floating_point() else (t.min(), t.max())
                 self._minmax = (float(lo), float(hi))
@@ -330,7 +336,7 @@ class _TensorStats:
 
     def nnz(self, t: torch.Tensor) -> float:
         """Number of nonzero values."""
-        if self._nnz is None and t.numel() > _SMALL:
+        if self._nnz is None:
             n = kernels.count_nonzero(t)
             if n is not None:
                 self._nnz = float(n)
@@ -582,7 +588,7 @@ class ActivityCounter:
         self._compute_plan()
         keep = (
             "calls", "event_point", "point_shape", "fanout", "fanout_nz", "points", "spike_nodes",
-            "feature_numel", "pre_todo", "fan_rows", "branches", "out_points",
+            "feature_numel", "pre_todo", "post_todo", "fan_rows", "branches", "out_points",
         )  # fmt: skip
         self.graph.__dict__["_counter_plan"] = {k: self.__dict__[k] for k in keep}
 
@@ -628,20 +634,28 @@ class ActivityCounter:
         self.feature_numel = {
             n.name: max(math.prod(n.in_shape), 1) for n in g.by_kind("conv", "linear")
         }
-        # what each layer's pre-hook counts at its input: (event point shape or None, "weights" /
-        # "neurons" / None); layers absent count nothing there
-        self.pre_todo: dict[str, tuple[tuple[int, ...] | None, str | None]] = {}
+        # what each layer's pre-hook counts at its input: (event point shape or None, its size,
+        # "weights" / "neurons" / None, dense synapses per input sample, features per sample,
+        # neurons); layers absent count nothing there
+        self.pre_todo: dict[str, tuple[Any, ...]] = {}
         for n in g:
             kind = {"conv": "weights", "linear": "weights", "spiking": "neurons", "neuron": "neurons"}.get(n.kind)
             point = self.point_shape.get(n.name)
             if kind is not None or point is not None:
-                self.pre_todo[n.name] = (point, kind)
-        # per weight layer, one matrix: its events, synops and effective synops are the product
-        # of it with the event point's column sums
-        self.fan_rows = {
-            w: torch.stack([torch.ones_like(f), f, self.fanout_nz[w]]).reshape(3, -1)
-            for w, f in self.fanout.items()
+                self.pre_todo[n.name] = (
+                    point, math.prod(point) if point is not None else 0, kind, float(n.synapses),
+                    self.feature_numel.get(n.name, 1), max(n.neurons, 1),
+                )  # fmt: skip
+        # per spiking layer: (features of one output sample, kind, output shape)
+        self.post_todo = {
+            name: (math.prod(g[name].out_shape), g[name].kind, tuple(g[name].out_shape)) for name in self.spike_nodes
         }
+        # per weight layer: its synops and effective synops are dot products of these with the
+        # event point's column sums (one row where no weight is zero: the two are equal)
+        self.fan_rows = {}
+        for w, f in self.fanout.items():
+            nz = self.fanout_nz[w]
+            self.fan_rows[w] = (f.reshape(1, -1) if torch.equal(f, nz) else torch.stack([f, nz]).reshape(2, -1))
         # weight layers that read a merge: each branch's events are the spikes of the neuron
         # layer it starts at (before any pooling), counted where that layer's output is summed
         self.branches: dict[str, list[tuple[str, torch.Tensor]]] = {}
@@ -804,29 +818,27 @@ class ActivityCounter:
 
     def _count_input(self, name: str, todo: tuple, st: _TensorStats, x: torch.Tensor) -> None:
         """What a layer's input contributes (``x`` detached, gradients off)."""
-        shape, kind = todo
+        shape, point_numel, kind, synapses, features, neurons = todo
         acc = self.acc[name]
-        if shape is not None:  # column sums wanted: every figure in one pass
-            st.prime(x, math.prod(shape))
-        if shape is not None:  # an event point: sums per input position
+        if shape is not None:  # an event point: sums per input position, all figures in one pass
+            st.prime(x, point_numel)
             if x.shape[x.dim() - len(shape) :] != shape:
                 raise RuntimeError(
                     f"layer '{name}' got input of shape {tuple(x.shape)}, but the layer graph "
                     f"was built for features {shape}; analyse inputs of one feature shape"
                 )
-            self._accumulate(self.point_acc, name, st.abs_colsum(x, math.prod(shape)))
+            self._accumulate(self.point_acc, name, st.abs_colsum(x, point_numel))
         if kind == "weights":
-            dense = float(self.graph.nodes[name].synapses) * (x.numel() // self.feature_numel[name])
+            dense = synapses * (x.numel() // features)
             key = "acs" if st.binary(x) else "macs"
             acc[key] = acc.get(key, 0.0) + dense
             acc["ops_dense"] = acc.get("ops_dense", 0.0) + dense
             acc["in_max_per_step"] = max(acc.get("in_max_per_step", 0.0), _absmax(st.minmax(x)))
         elif kind == "neurons":
-            node = self.graph.nodes[name]
             acc["neuron_updates_event"] = acc.get("neuron_updates_event", 0.0) + st.nnz(x)
-            rows = x.numel() // max(node.neurons, 1)
-            acc["neuron_updates"] = acc.get("neuron_updates", 0.0) + float(node.neurons * rows)
+            acc["neuron_updates"] = acc.get("neuron_updates", 0.0) + float(x.numel() // neurons * neurons)
             if self.per_neuron:
+                node = self.graph.nodes[name]
                 colsum = st.colsum(x, math.prod(node.in_shape))
                 self._add_neuron(self.neuron_in, name, colsum, node.in_shape)
 
@@ -872,23 +884,24 @@ class ActivityCounter:
 
     def _count_output(self, name: str, st: _TensorStats, out: torch.Tensor) -> None:
         """What a spiking (or activation) layer's output contributes (``out`` detached)."""
-        node = self.graph.nodes[name]
+        features, kind, out_shape = self.post_todo[name]
         acc = self.acc[name]
-        if node.kind == "spiking" and _whole_spikes(node.module):
+        if kind == "spiking" and _whole_spikes(self.graph.nodes[name].module):
             st.integral = True  # spike counts (a surrogate gradient changes only backward)
-        features = math.prod(node.out_shape)
-        if features == 0 or out.numel() % features:
+        n = out.numel()
+        if features == 0 or n % features:
             features = 1  # not the traced feature shape: the total is still right
         st.prime(out, features)
-        colsum = st.abs_colsum(out, features)
-        if name in self.out_points and colsum.numel() == features:
-            self._accumulate(self.out_acc, name, colsum.reshape(-1))
+        if name in self.out_points:
+            colsum = st.abs_colsum(out, features)
+            if colsum.numel() == features:
+                self._accumulate(self.out_acc, name, colsum.reshape(-1))
         acc["spikes_out"] = acc.get("spikes_out", 0.0) + st.abs_total(out, features)
         acc["out_max_per_step"] = max(acc.get("out_max_per_step", 0.0), _absmax(st.minmax(out)))
-        if node.kind == "activation":
-            acc["neuron_updates"] = acc.get("neuron_updates", 0.0) + float(out.numel())
+        if kind == "activation":
+            acc["neuron_updates"] = acc.get("neuron_updates", 0.0) + float(n)
         if self.per_neuron:
-            self._add_neuron(self.neuron_out, name, colsum, node.out_shape)
+            self._add_neuron(self.neuron_out, name, st.abs_colsum(out, features), out_shape)
 
     @staticmethod
     def _add_neuron(
@@ -907,10 +920,10 @@ class ActivityCounter:
 
     def analysis(self) -> Analysis:
         raw: dict[str, dict[str, float]] = {}
+        zero = dict.fromkeys(SUM_FIELDS + MAX_FIELDS, 0.0)
         for node in self.graph:
-            acc = self.acc[node.name]
-            row = {k: float(acc[k]) if k in acc else 0.0 for k in SUM_FIELDS}
-            row.update({k: float(acc[k]) if k in acc else 0.0 for k in MAX_FIELDS})
+            row = zero.copy()
+            row.update(self.acc[node.name])  # every counted figure is a float already
             if node.kind in ("conv", "linear") and node.name in self.branches:
                 total = [0.0, 0.0, 0.0]
                 for q, fans in self.branches[node.name]:
@@ -923,7 +936,9 @@ class ActivityCounter:
                 pacc = self.point_acc.get(self.event_point[node.name])
                 if pacc is not None:
                     fans = self.fan_rows[node.name].to(pacc.device)
-                    row["events_in"], row["synops"], row["synops_effective"] = torch.mv(fans, pacc).tolist()
+                    got = torch.mv(fans, pacc).tolist()
+                    row["events_in"] = float(pacc.sum())
+                    row["synops"], row["synops_effective"] = got[0], got[-1]
             raw[node.name] = row
         return Analysis(
             graph=self.graph,
@@ -938,6 +953,9 @@ class ActivityCounter:
 def _check_graph_of(model: torch.nn.Module, graph: LayerGraph) -> None:
     """A graph holds its model's modules: hooks on another model's (a copy's) would count
     nothing, silently."""
+    ref = graph.__dict__.get("_model")
+    if ref is not None and ref() is model:
+        return
     mods = {id(m) for m in model.modules()}
     stray = next((n for n in graph if n.module is not None and id(n.module) not in mods), None)
     if stray is not None:
@@ -1060,7 +1078,7 @@ def analyze(
     dt = _check_dt(dt)
     from hwcheck.dataset import analyze_dataset, wants_dataset
 
-    if per_sample or (per_sample is None and wants_dataset(data)):
+    if per_sample or (per_sample is None and not isinstance(data, torch.Tensor) and wants_dataset(data)):
         return analyze_dataset(model, data, dt, layout=layout, progress=progress, graph=graph)
     model = as_model(model, dt=dt)[0]  # a nir.NIRGraph or .nir file: taus converted at dt
     _check_model(model)
@@ -1094,6 +1112,22 @@ def analyze(
     return session.counter.analysis()
 
 
+#: per model: (signature, what an analysis derives from the model's structure: weight dtype,
+#: state modules, layer graphs per input shape), rebuilt when the signature changes
+_PREPARED: weakref.WeakKeyDictionary[Any, tuple[tuple, dict[Any, Any]]] = weakref.WeakKeyDictionary()
+_PREPARED_GRAPHS = 32  # input shapes remembered per model
+
+
+def _prepared(model: torch.nn.Module) -> dict[Any, Any]:
+    """What repeated analyses of an unchanged model share (one walk over its modules)."""
+    sig = model_signature(model)
+    got = _PREPARED.get(model)
+    if got is None or got[0] != sig:
+        info = {"wdtype": _model_dtype(model), "states": state_modules(model), "graphs": {}}
+        got = _PREPARED[model] = (sig, info)
+    return got[1]
+
+
 class Session:
     """One analysis run over batches: the model's states and flags are kept aside and restored
     on exit, gradients are off, and the counter (with its layer graph, traced from the first
@@ -1115,7 +1149,8 @@ class Session:
         self.model, self.dt, self.layout, self.graph = model, dt, layout, graph
         self.per_neuron, self.on_start = per_neuron, on_start
         self.counter: ActivityCounter | None = None
-        self.wdtype = _model_dtype(model)  # inputs are cast to the weights' dtype (float16/64 models)
+        self.info = _prepared(model)
+        self.wdtype = self.info["wdtype"]  # inputs are cast to the weights' dtype (float16/64 models)
         self._state = preserved_state(model, eval_mode=False)
         self._grad = torch.no_grad()
 
@@ -1132,6 +1167,20 @@ class Session:
             self._grad.__exit__(*exc)
             self._state.__exit__(*exc)
 
+    def _graph_for(self, x: torch.Tensor) -> LayerGraph:
+        """The layer graph for batches like ``x`` (traced once per input shape and layout)."""
+        from hwcheck.layers import REGISTRY_VERSION
+
+        graphs = self.info["graphs"]
+        key = (REGISTRY_VERSION[0], self.layout, tuple(x.shape))
+        g = graphs.get(key)
+        if g is None:
+            g = _describe_for(self.model, x, self.layout)
+            if len(graphs) >= _PREPARED_GRAPHS:
+                graphs.clear()
+            graphs[key] = g
+        return g
+
     def feed(self, x: torch.Tensor, *, data_layout: str = "auto", reset: bool = True) -> ActivityCounter:
         """Run one batch through the model (see :func:`hwcheck.timing.plan_batch`) and count it."""
         if x.is_complex():  # finiteness is checked by the counter, from the min/max it takes
@@ -1140,7 +1189,7 @@ class Session:
             x = x.to(self.wdtype)
         if self.counter is None:
             if self.graph is None:
-                self.graph = _describe_for(self.model, x, self.layout)
+                self.graph = self._graph_for(x)
             self.counter = ActivityCounter(self.model, self.graph, self.dt, per_neuron=self.per_neuron)
             self.counter.driven = True
             self.counter.attach()
@@ -1151,7 +1200,7 @@ class Session:
             self.model, x, g.layout, features=len(g.input_shape), data_layout=data_layout,
             has_neurons=bool(g.by_kind("spiking", "neuron")),
         )  # fmt: skip
-        _run_plan(self.model, self.counter, plan, g, reset)
+        _run_plan(self.model, self.counter, plan, g, reset, self.info["states"])
         return self.counter
 
 
@@ -1196,15 +1245,20 @@ def _call(model: torch.nn.Module, x: torch.Tensor) -> None:
 
 
 def _run_plan(
-    model: torch.nn.Module, counter: ActivityCounter, plan: BatchPlan, graph: LayerGraph, reset: bool
+    model: torch.nn.Module,
+    counter: ActivityCounter,
+    plan: BatchPlan,
+    graph: LayerGraph,
+    reset: bool,
+    states: list[tuple[str, Any]] | None = None,
 ) -> None:
     """Feed one batch: a stepped plan carries state over its calls, any other plan's calls are
-    separate samples."""
+    separate samples. ``states``: :func:`hwcheck.timing.state_modules` of the model, if known."""
     counter.n_samples += plan.samples
     if plan.stepped:
         counter._live_samples = plan.samples
         if reset:
-            reset_states(model, plan.samples)
+            reset_states(model, plan.samples, states)
         steps = 0
         for xc in plan.calls:
             _call(model, xc)
@@ -1215,7 +1269,7 @@ def _run_plan(
     counter._live_samples = per_call
     for xc in plan.calls:
         if reset:
-            reset_states(model, per_call)
+            reset_states(model, per_call, states)
         _call(model, xc)
         steps = plan.steps
         if graph.loop_steps:

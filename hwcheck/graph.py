@@ -388,11 +388,18 @@ def model_signature(model: Any) -> tuple:
     """What a layer graph depends on: the modules (identity, type, plain settings such as a
     Squeeze layer's batch size or a SpikingJelly step mode) and every parameter's identity,
     shape and version (an in-place weight update bumps it). Neuron states are not part of it."""
+    global _MODULE_KEYS
+    if _MODULE_KEYS is None:
+        import torch
+
+        _MODULE_KEYS = frozenset(torch.nn.Module().__dict__)  # torch's own bookkeeping
     parts: list[Any] = []
     add = parts.append
     for path, m in model.named_modules():
-        plain = tuple([kv for kv in m.__dict__.items() if isinstance(kv[1], _PLAIN) and kv[0] != "training"])
-        add((path, id(m), type(m), plain))
+        d = m.__dict__
+        own = d.keys() - _MODULE_KEYS  # (a set difference in C: most attributes are torch's)
+        settings = tuple(sorted((k, d[k]) for k in own if isinstance(d[k], _PLAIN))) if own else ()
+        add((path, id(m), type(m), settings))
         for name, p in m._parameters.items():
             if p is not None:
                 add((name, id(p), p.shape, p._version, p.data_ptr(), p.dtype))
@@ -400,6 +407,7 @@ def model_signature(model: Any) -> tuple:
 
 
 _PLAIN = (bool, int, float, str, type(None))
+_MODULE_KEYS: frozenset[str] | None = None
 
 
 def describe(
@@ -511,6 +519,7 @@ def _describe(
         notes.append("forward() loops over dim 0 of its input: read as time-first (T, B, ...)")
     graph.notes[:0] = notes + list(getattr(model, "hwcheck_notes", ()))  # e.g. how a NIR file was read
     graph.warnings += list(getattr(model, "hwcheck_warnings", ()))
+    graph.__dict__["_model"] = weakref.ref(model)  # what it was traced from (a cheap ownership test)
     return graph
 
 

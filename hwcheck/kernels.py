@@ -39,16 +39,15 @@ SOURCE = r"""
 #include <math.h>
 
 /* Row-major (rows x feats) float32: colsum[j] = sum over i of x[i, j] in float64 (exact for
-   whole numbers), their total, and the min, max, count of nonzero values and count of
-   non-whole values of all elements.
+   whole numbers), and out = (min, max, count of nonzero values, count of non-whole values,
+   total) of all elements.
    Four rows at a time: one read-modify-write of the float64 sums per four values keeps the
    pass at the speed of reading the data (one row at a time is 2-3x slower, eight no faster).
    Compiled with finite-math flags: a NaN or inf shows as a non-finite colsum entry (it
    propagates through the sums), and then the other figures mean nothing. */
 #ifndef HW_ONLY_NNZ
 void hw_row_stats_f32(const float *restrict x, int64_t rows, int64_t feats,
-                      double *restrict colsum, float *out_lo, float *out_hi,
-                      int64_t *out_nnz, int64_t *out_frac, double *out_total)
+                      double *restrict colsum, double *restrict out)
 {
     float lo = INFINITY, hi = -INFINITY;
     int64_t nnz = 0, frac = 0, i = 0;
@@ -93,17 +92,16 @@ void hw_row_stats_f32(const float *restrict x, int64_t rows, int64_t feats,
     double total = 0.0;
     for (int64_t j = 0; j < feats; j++)
         total += colsum[j];
-    *out_lo = lo;
-    *out_hi = hi;
-    *out_nnz = nnz;
-    *out_frac = frac;
-    *out_total = total;
+    out[0] = lo;
+    out[1] = hi;
+    out[2] = (double)nnz;
+    out[3] = (double)frac;
+    out[4] = total;
 }
 
-/* Min, max and count of non-whole values of n contiguous float32, and their float64 sum
-   (non-finite exactly when a value is NaN or inf: float32 values cannot overflow it). */
-void hw_minmax_f32(const float *restrict x, int64_t n, float *out_lo, float *out_hi,
-                   int64_t *out_frac, double *out_sum)
+/* out = (min, max, count of non-whole values, float64 sum) of n contiguous float32 (the sum
+   is non-finite exactly when a value is NaN or inf: float32 values cannot overflow it). */
+void hw_minmax_f32(const float *restrict x, int64_t n, double *restrict out)
 {
     float lo = INFINITY, hi = -INFINITY;
     double sum = 0.0;
@@ -120,10 +118,10 @@ void hw_minmax_f32(const float *restrict x, int64_t n, float *out_lo, float *out
         }
         frac += fr;
     }
-    *out_lo = lo;
-    *out_hi = hi;
-    *out_frac = frac;
-    *out_sum = sum;
+    out[0] = lo;
+    out[1] = hi;
+    out[2] = (double)frac;
+    out[3] = sum;
 }
 
 /* colsum[j] += x[i, j] (or |x[i, j]|) in float64, for values whose float32 sums could round;
@@ -271,9 +269,9 @@ def _open() -> Any:
         _build(cc, path)
     lib = ctypes.CDLL(str(path))
     p, i64 = ctypes.c_void_p, ctypes.c_int64
-    lib.hw_row_stats_f32.argtypes = [p, i64, i64, p, p, p, p, p, p]
+    lib.hw_row_stats_f32.argtypes = [p, i64, i64, p, p]
     lib.hw_row_stats_f32.restype = None
-    lib.hw_minmax_f32.argtypes = [p, i64, p, p, p, p]
+    lib.hw_minmax_f32.argtypes = [p, i64, p]
     lib.hw_minmax_f32.restype = None
     lib.hw_colsum_f64.argtypes = [p, i64, i64, p, ctypes.c_int32]
     lib.hw_colsum_f64.restype = None
@@ -294,6 +292,10 @@ def available() -> bool:
     return _load() is not None
 
 
+_F32 = torch.float32
+_Out5 = ctypes.c_double * 5  # the kernels' scalar results
+
+
 def _eligible(t: torch.Tensor) -> bool:
     return t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous()
 
@@ -303,34 +305,37 @@ def row_stats(t: torch.Tensor, features: int) -> tuple[torch.Tensor, float, floa
     non-whole count, float64 total), or None when the kernel is unavailable, ``t`` is not a
     contiguous float32 CPU tensor, or a value is not finite (then the caller's torch path
     reports it)."""
-    if features < 1 or t.numel() % features or not _eligible(t) or not available():
+    lib = _LIB if _TRIED else _load()
+    if lib is None or t.dtype != _F32 or not t.is_cpu or not t.is_contiguous():
+        return None
+    n = t.numel()
+    if not n or features < 1 or n % features:
         return None
     colsum = torch.empty(features, dtype=torch.float64)
-    lo, hi = ctypes.c_float(), ctypes.c_float()
-    nnz, frac, total = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_double()
-    _LIB.hw_row_stats_f32(
-        t.data_ptr(), t.numel() // features, features, colsum.data_ptr(),
-        ctypes.byref(lo), ctypes.byref(hi), ctypes.byref(nnz), ctypes.byref(frac), ctypes.byref(total),
-    )  # fmt: skip
+    out = _Out5()
+    lib.hw_row_stats_f32(t.data_ptr(), n // features, features, colsum.data_ptr(), out)
+    lo, hi, nnz, frac, total = out
     # float64 sums of float32 values cannot overflow: a non-finite total means NaN / inf inside
-    if not math.isfinite(total.value):
+    if not math.isfinite(total):
         return None
-    return colsum, lo.value, hi.value, nnz.value, frac.value, total.value
+    return colsum, lo, hi, int(nnz), int(frac), total
 
 
 def minmax(t: torch.Tensor) -> tuple[float, float, int] | None:
     """One pass over ``t``: (min, max, non-whole count), or None where the kernel does not run
     or a value is not finite (see :func:`row_stats`)."""
-    if not _eligible(t) or not available():
+    lib = _LIB if _TRIED else _load()
+    if lib is None or t.dtype != _F32 or not t.is_cpu or not t.is_contiguous():
         return None
-    lo, hi = ctypes.c_float(), ctypes.c_float()
-    frac, total = ctypes.c_int64(), ctypes.c_double()
-    _LIB.hw_minmax_f32(
-        t.data_ptr(), t.numel(), ctypes.byref(lo), ctypes.byref(hi), ctypes.byref(frac), ctypes.byref(total)
-    )
-    if not math.isfinite(total.value):
+    n = t.numel()
+    if not n:
         return None
-    return lo.value, hi.value, frac.value
+    out = _Out5()
+    lib.hw_minmax_f32(t.data_ptr(), n, out)
+    lo, hi, frac, total = out[0], out[1], out[2], out[3]
+    if not math.isfinite(total):
+        return None
+    return lo, hi, int(frac)
 
 
 def colsum_f64(t: torch.Tensor, features: int, absolute: bool = False) -> torch.Tensor | None:
@@ -345,6 +350,7 @@ def colsum_f64(t: torch.Tensor, features: int, absolute: bool = False) -> torch.
 
 def count_nonzero(t: torch.Tensor) -> int | None:
     """Nonzero values of ``t`` in one pass, or None (see :func:`row_stats`)."""
-    if not _eligible(t) or not available():
+    lib = _LIB if _TRIED else _load()
+    if lib is None or t.dtype != _F32 or not t.is_cpu or not t.is_contiguous():
         return None
-    return int(_LIB.hw_count_nonzero_f32(t.data_ptr(), t.numel()))
+    return int(lib.hw_count_nonzero_f32(t.data_ptr(), t.numel()))

@@ -233,7 +233,24 @@ def plan_batch(
 # --------------------------------------------------------------------------- state
 
 
-def reset_states(model: Any, batch: int | None = None) -> None:
+def state_modules(model: Any) -> list[tuple[str, Any]]:
+    """The modules that hold neuron states, with their framework (``"sinabs"``, ``"snntorch"``,
+    ``"spikingjelly"``): what :func:`reset_states` walks (it depends on the module types only,
+    so a caller may keep it while the model is unchanged)."""
+    sl = _sinabs_layers()
+    out = []
+    for m in model.modules():
+        pkg = _package(m)
+        if sl is not None and isinstance(m, sl.StatefulLayer):
+            out.append(("sinabs", m))
+        elif pkg == "snntorch":
+            out.append(("snntorch", m))
+        elif pkg == "spikingjelly" and hasattr(m, "_memories") and hasattr(m, "reset"):
+            out.append(("spikingjelly", m))
+    return out
+
+
+def reset_states(model: Any, batch: int | None = None, modules: list[tuple[str, Any]] | None = None) -> None:
     """Forget every neuron state, so that the next call starts each sample from rest.
 
     sinabs and snnTorch states are emptied (each framework re-creates them at the new batch
@@ -241,28 +258,27 @@ def reset_states(model: Any, batch: int | None = None) -> None:
     are reset to their registered initial values. A sinabs state that already holds ``batch``
     samples is replaced by zeros of its shape instead (the same rest state, without sinabs'
     re-initialisation). States are replaced, never zeroed in place: the old tensors may be the
-    user's, kept to be restored.
+    user's, kept to be restored. ``modules`` is :func:`state_modules` of ``model``, if known.
     """
     import torch
 
-    sl = _sinabs_layers()
-    for m in model.modules():
-        pkg = _package(m)
-        if sl is not None and isinstance(m, sl.StatefulLayer):
-            for name, buf in list(m._buffers.items()):
-                if buf is None:
+    for kind, m in state_modules(model) if modules is None else modules:
+        if kind == "sinabs":
+            bufs = m._buffers
+            for name, buf in list(bufs.items()):
+                if buf is None or not buf.numel():  # empty: sinabs creates it on the next call
                     continue
                 if batch is not None and buf.dim() and buf.shape[0] == batch:
-                    m._buffers[name] = torch.zeros_like(buf)
+                    bufs[name] = torch.zeros_like(buf)
                 else:
-                    m._buffers[name] = torch.zeros(0, dtype=buf.dtype, device=buf.device)
-        elif pkg == "snntorch":
+                    bufs[name] = torch.zeros(0, dtype=buf.dtype, device=buf.device)
+        elif kind == "snntorch":
             # snnTorch keeps its states (mem, syn, spk...) as non-persistent buffers; its
             # parameters (beta, threshold) are persistent ones
             for name in list(getattr(m, "_non_persistent_buffers_set", ())):
                 buf = m._buffers.get(name)
                 if buf is not None:
                     m._buffers[name] = torch.zeros(0, dtype=buf.dtype, device=buf.device)
-        elif pkg == "spikingjelly" and hasattr(m, "_memories") and hasattr(m, "reset"):
+        else:
             m.reset()
 
