@@ -580,16 +580,20 @@ class ActivityCounter:
     def _plan(self) -> None:
         """Decide, per node, what to measure and precompute the fan-out maps (once per graph:
         a graph is fixed, so its plan is kept with it and shared by later counters)."""
+        keep = (
+            "calls", "event_point", "point_shape", "fanout", "fanout_nz", "points", "spike_nodes",
+            "feature_numel", "pre_todo", "post_todo", "fan_rows", "branches", "out_points",
+            "chains", "weight_modules", "wkey",
+        )  # fmt: skip
         cached = self.graph.__dict__.get("_counter_plan")
         if cached is not None:
             self.__dict__.update(cached)
             self._fanout_cast = {}
-            return
-        self._compute_plan()
-        keep = (
-            "calls", "event_point", "point_shape", "fanout", "fanout_nz", "points", "spike_nodes",
-            "feature_numel", "pre_todo", "post_todo", "fan_rows", "branches", "out_points",
-        )  # fmt: skip
+            if self._weights_key() == self.wkey:
+                return
+            self._weight_maps()  # weights changed since the plan was made (e.g. pruned)
+        else:
+            self._compute_plan()
         self.graph.__dict__["_counter_plan"] = {k: self.__dict__[k] for k in keep}
 
     def _compute_plan(self) -> None:
@@ -601,7 +605,7 @@ class ActivityCounter:
         self.event_point: dict[str, str] = {}
         self.point_shape: dict[str, tuple[int, ...]] = {}
         self.fanout: dict[str, torch.Tensor] = {}
-        self.fanout_nz: dict[str, torch.Tensor] = {}
+        self.chains: dict[str, tuple[Any, Any, Any]] = {}
         for node in g.by_kind("conv", "linear"):
             chain = node.attrs.get("event_chain", ())
             spec = spec_for(node.module)
@@ -624,9 +628,10 @@ class ActivityCounter:
                 layers, reshapes, shape = [(node.module, spec)], [], node.in_shape
             self.event_point[node.name] = point
             self.point_shape[point] = tuple(shape)
+            self.chains[node.name] = (layers, reshapes, shape)
             self.fanout[node.name] = chain_fanout_map(layers, reshapes, shape)
-            self.fanout_nz[node.name] = chain_fanout_map(layers, reshapes, shape, nonzero=True)
         self.points = set(self.event_point.values())
+        self.weight_modules = [n.module for n in g.by_kind("conv", "linear")]
         self._fanout_cast: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
         self.spike_nodes = {
             n.name for n in g if (spec := spec_for(n.module)) is not None and spec.counts_spikes
@@ -650,12 +655,28 @@ class ActivityCounter:
         self.post_todo = {
             name: (math.prod(g[name].out_shape), g[name].kind, tuple(g[name].out_shape)) for name in self.spike_nodes
         }
+        self._weight_maps()
+
+    def _weights_key(self) -> tuple:
+        """Identity and version of every weight: what the nonzero fan-out maps depend on."""
+        return tuple(
+            (id(p), p._version, p.data_ptr())
+            for m in self.weight_modules
+            for p in m._parameters.values()
+            if p is not None
+        )
+
+    def _weight_maps(self) -> None:
+        """The fan-out maps that depend on which weights are zero, from the current weights."""
+        g = self.graph
+        self.wkey = self._weights_key()
+        self.fanout_nz = {w: chain_fanout_map(*self.chains[w], nonzero=True) for w in self.chains}
         # per weight layer: its synops and effective synops are dot products of these with the
         # event point's column sums (one row where no weight is zero: the two are equal)
         self.fan_rows = {}
         for w, f in self.fanout.items():
             nz = self.fanout_nz[w]
-            self.fan_rows[w] = (f.reshape(1, -1) if torch.equal(f, nz) else torch.stack([f, nz]).reshape(2, -1))
+            self.fan_rows[w] = f.reshape(1, -1) if torch.equal(f, nz) else torch.stack([f, nz]).reshape(2, -1)
         # weight layers that read a merge: each branch's events are the spikes of the neuron
         # layer it starts at (before any pooling), counted where that layer's output is summed
         self.branches: dict[str, list[tuple[str, torch.Tensor]]] = {}
@@ -665,6 +686,26 @@ class ActivityCounter:
                 self.branches[node.name] = plan
         self.out_points = {q for plan in self.branches.values() for q, _ in plan}
 
+    def _reweigh(self) -> None:
+        """The weights changed (a training step, pruning): events counted so far keep the
+        effective synops of the weights they met, later ones get the new maps."""
+        old_rows, old_branches = self.fan_rows, self.branches
+        self._weight_maps()
+        off = self._eff_offset
+        for w, rows in old_rows.items():
+            pacc = self.point_acc.get(self.event_point[w])
+            if pacc is not None:
+                now = self.fan_rows[w][-1].to(pacc.device)
+                off[w] = off.get(w, 0.0) + float(torch.dot(rows[-1].to(pacc.device), pacc) - torch.dot(now, pacc))
+        for w, plan in old_branches.items():
+            now_plan = dict(self.branches.get(w, ()))
+            for q, fans in plan:
+                oacc = self.out_acc.get(q)
+                if oacc is not None and q in now_plan:
+                    before = torch.dot(fans[2].to(device=oacc.device, dtype=oacc.dtype), oacc)
+                    after = torch.dot(now_plan[q][2].to(device=oacc.device, dtype=oacc.dtype), oacc)
+                    off[w] = off.get(w, 0.0) + float(before - after)
+
     def reset(self) -> None:
         """Zero every counter (hooks stay in place)."""
         self.n_samples = 0
@@ -673,6 +714,9 @@ class ActivityCounter:
         self.point_acc: dict[str, torch.Tensor] = {}
         self.out_acc: dict[str, torch.Tensor] = {}  # output column sums of branch sources
         self._owned: list[torch.Tensor] = []  # sums in point_acc / out_acc this counter made
+        # per weight layer: effective synops of events counted before the weights last changed,
+        # minus what the current nonzero map gives those events (see _reweigh)
+        self._eff_offset: dict[str, float] = {}
         self.acc: dict[str, dict[str, Any]] = {n.name: {} for n in self.graph}
         # per-neuron sums over batch and time (only with per_neuron=True): name -> (in, out)
         self.neuron_in: dict[str, torch.Tensor] = {}
@@ -743,6 +787,8 @@ class ActivityCounter:
         return int(k)
 
     def _model_pre_hook(self, module: Any, args: tuple) -> None:
+        if self._weights_key() != self.wkey:
+            self._reweigh()
         self._call_count = {}
         self._live = []
         self._seen = {}
@@ -939,6 +985,8 @@ class ActivityCounter:
                     got = torch.mv(fans, pacc).tolist()
                     row["events_in"] = float(pacc.sum())
                     row["synops"], row["synops_effective"] = got[0], got[-1]
+            if node.name in self._eff_offset:
+                row["synops_effective"] += self._eff_offset[node.name]
             raw[node.name] = row
         return Analysis(
             graph=self.graph,

@@ -153,6 +153,55 @@ def test_weights_edited_in_place_give_new_effective_synops(traces: list[Any]) ->
     assert row0["synops_effective"] < before.loc["0", "synops_effective"]
 
 
+def test_a_graph_traced_before_pruning_counts_the_pruned_weights() -> None:
+    """graph= is a snapshot of the structure; the effective synops are activity and follow the
+    weights the events meet."""
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 6, max_value=1)
+    g = hwcheck.describe(model, (2, 8, 8))
+    before = hwcheck.analyze(model, x, graph=g).layers
+    with torch.no_grad():
+        model[0].weight[:, 1] = 0.0
+        model[6].weight[0] = 0.0
+    stale = hwcheck.analyze(model, x, graph=g).layers
+    fresh = hwcheck.analyze(model, x, graph=hwcheck.describe(model, (2, 8, 8), cache=False)).layers
+    for layer in ("0", "3", "6"):
+        for col in ("synops", "synops_effective", "events_in", "spikes_out"):
+            assert stale.loc[layer, col] == fresh.loc[layer, col]
+    assert stale.loc["6", "synops_effective"] < stale.loc["6", "synops"]
+    # the first layer's input is the data: the same events meet fewer nonzero weights
+    assert stale.loc["0", "synops"] == before.loc["0", "synops"]
+    assert stale.loc["0", "synops_effective"] < before.loc["0", "synops_effective"]
+
+
+def test_an_attached_counter_follows_weight_changes_between_passes() -> None:
+    """Events of each pass count with the weights of that pass (pruning while a counter is
+    attached, as in a training loop)."""
+    import copy
+
+    import sinabs
+
+    model = squeeze_snn()
+    original = copy.deepcopy(model)
+    x1, x2 = spikes((B * T, 2, 8, 8), 7, max_value=1), spikes((B * T, 2, 8, 8), 8, max_value=1)
+    counter = hwcheck.ActivityCounter(model, hwcheck.describe(model, (2, 8, 8)))
+    with counter, torch.no_grad():
+        sinabs.reset_states(model)
+        model(x1)
+        model[0].weight[:2] = 0.0
+        model[3].weight[:, :, 0] = 0.0
+        sinabs.reset_states(model)
+        model(x2)
+    got = counter.analysis().layers  # per sample, over both passes' samples
+    first = hwcheck.analyze(original, x1).layers
+    second = hwcheck.analyze(model, x2).layers
+    for layer in ("0", "3", "6"):
+        for col in ("synops", "synops_effective", "events_in"):
+            both = (first.loc[layer, col] + second.loc[layer, col]) / 2
+            assert got.loc[layer, col] == pytest.approx(both, rel=1e-12)
+    assert second.loc["0", "synops_effective"] < second.loc["0", "synops"]
+
+
 def test_cached_analysis_equals_uncached_on_many_batches() -> None:
     model = squeeze_snn()
     data = [spikes((B * T, 2, 8, 8), 10 + i, max_value=2) for i in range(4)]
