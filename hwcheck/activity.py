@@ -583,7 +583,7 @@ class ActivityCounter:
         keep = (
             "calls", "event_point", "point_shape", "fanout", "fanout_nz", "points", "spike_nodes",
             "feature_numel", "pre_todo", "post_todo", "fan_rows", "branches", "out_points",
-            "chains", "weight_modules", "wkey",
+            "chains", "weight_modules", "weight_shapes", "wkey",
         )  # fmt: skip
         cached = self.graph.__dict__.get("_counter_plan")
         if cached is not None:
@@ -607,6 +607,9 @@ class ActivityCounter:
         self.fanout: dict[str, torch.Tensor] = {}
         self.chains: dict[str, tuple[Any, Any, Any]] = {}
         for node in g.by_kind("conv", "linear"):
+            # (params are counted on a module's first call only: later calls have 0)
+            if node.params and sum(p.numel() for p in node.module.parameters()) != node.params:
+                raise _stale(node)
             chain = node.attrs.get("event_chain", ())
             spec = spec_for(node.module)
             if chain:
@@ -632,6 +635,7 @@ class ActivityCounter:
             self.fanout[node.name] = chain_fanout_map(layers, reshapes, shape)
         self.points = set(self.event_point.values())
         self.weight_modules = [n.module for n in g.by_kind("conv", "linear")]
+        self.weight_shapes = {n.name: _param_shapes(n.module) for n in g.by_kind("conv", "linear")}
         self._fanout_cast: dict[tuple[str, torch.dtype, torch.device], torch.Tensor] = {}
         self.spike_nodes = {
             n.name for n in g if (spec := spec_for(n.module)) is not None and spec.counts_spikes
@@ -669,6 +673,9 @@ class ActivityCounter:
     def _weight_maps(self) -> None:
         """The fan-out maps that depend on which weights are zero, from the current weights."""
         g = self.graph
+        for w, shapes in self.weight_shapes.items():
+            if _param_shapes(g[w].module) != shapes:
+                raise _stale(g[w])
         self.wkey = self._weights_key()
         self.fanout_nz = {w: chain_fanout_map(*self.chains[w], nonzero=True) for w in self.chains}
         # per weight layer: its synops and effective synops are dot products of these with the
@@ -996,6 +1003,18 @@ class ActivityCounter:
             input_events=self._input_acc,
             raw=raw,
         )
+
+
+def _stale(node: LayerNode) -> ValueError:
+    return ValueError(
+        f"the layer graph no longer matches the model: the weights of layer '{node.name}' "
+        f"({node.module_path or type(node.module).__name__}) changed shape since it was traced; "
+        "describe the model again (or leave graph= out)"
+    )
+
+
+def _param_shapes(module: Any) -> tuple:
+    return tuple((k, tuple(p.shape)) for k, p in module._parameters.items() if p is not None)
 
 
 def _check_graph_of(model: torch.nn.Module, graph: LayerGraph) -> None:

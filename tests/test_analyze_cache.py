@@ -202,6 +202,20 @@ def test_an_attached_counter_follows_weight_changes_between_passes() -> None:
     assert second.loc["0", "synops_effective"] < second.loc["0", "synops"]
 
 
+@pytest.mark.parametrize("counted_before", [False, True])
+def test_a_graph_whose_weights_changed_shape_is_refused(counted_before: bool) -> None:
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 9, max_value=1)
+    g = hwcheck.describe(model, (2, 8, 8))
+    if counted_before:  # the counter plan of g is made (and kept) before the change
+        hwcheck.analyze(model, x, graph=g)
+    model[6].weight = nn.Parameter(torch.rand(5, 16))
+    model[6].out_features = 5
+    with pytest.raises(ValueError, match="weights of layer '6' .* changed shape since it was traced"):
+        hwcheck.analyze(model, x, graph=g)
+    assert hwcheck.analyze(model, x).graph["6"].out_shape == (5,)  # a fresh trace is fine
+
+
 def test_cached_analysis_equals_uncached_on_many_batches() -> None:
     model = squeeze_snn()
     data = [spikes((B * T, 2, 8, 8), 10 + i, max_value=2) for i in range(4)]
