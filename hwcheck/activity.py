@@ -701,7 +701,7 @@ class ActivityCounter:
         off = self._eff_offset
         for w, rows in old_rows.items():
             pacc = self.point_acc.get(self.event_point[w])
-            if pacc is not None:
+            if pacc is not None and w not in old_branches:  # a merge reader counts by its branches
                 now = self.fan_rows[w][-1].to(pacc.device)
                 off[w] = off.get(w, 0.0) + float(torch.dot(rows[-1].to(pacc.device), pacc) - torch.dot(now, pacc))
         for w, plan in old_branches.items():

@@ -202,6 +202,44 @@ def test_an_attached_counter_follows_weight_changes_between_passes() -> None:
     assert second.loc["0", "synops_effective"] < second.loc["0", "synops"]
 
 
+def test_a_counter_follows_weight_changes_of_a_layer_that_reads_a_merge() -> None:
+    import copy
+
+    import sinabs
+
+    class Branches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.s1 = nn.Conv2d(2, 3, 3, padding=1), sl.IAFSqueeze(batch_size=2)
+            self.c2, self.s2 = nn.Conv2d(2, 3, 3, padding=1), sl.IAFSqueeze(batch_size=2)
+            self.m = sl.Merge()
+            self.c3, self.s3 = nn.Conv2d(3, 4, 3), sl.IAFSqueeze(batch_size=2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.s3(self.c3(self.m(self.s1(self.c1(x)), self.s2(self.c2(x)))))
+
+    torch.manual_seed(0)
+    model = Branches()
+    with torch.no_grad():
+        for c in (model.c1, model.c2, model.c3):
+            c.weight.uniform_(0.2, 1.0)
+    original = copy.deepcopy(model)
+    x1, x2 = (torch.rand(12, 2, 8, 8) < 0.5).float(), (torch.rand(12, 2, 8, 8) < 0.5).float()
+    counter = hwcheck.ActivityCounter(model, hwcheck.describe(model, (2, 8, 8)))
+    assert "c3" in counter.branches
+    with counter, torch.no_grad():
+        sinabs.reset_states(model)
+        model(x1)
+        model.c3.weight[:, :2] = 0.0
+        sinabs.reset_states(model)
+        model(x2)
+    got = counter.analysis().raw["c3"]
+    a1, a2 = hwcheck.analyze(original, x1).raw["c3"], hwcheck.analyze(model, x2).raw["c3"]
+    for col in ("synops", "synops_effective"):
+        assert got[col] == pytest.approx(a1[col] + a2[col], rel=1e-12)
+    assert a2["synops_effective"] < a2["synops"]
+
+
 @pytest.mark.parametrize("counted_before", [False, True])
 def test_a_graph_whose_weights_changed_shape_is_refused(counted_before: bool) -> None:
     model = squeeze_snn()
