@@ -4,8 +4,9 @@ Counting activity needs, per spike tensor, its column sums over (batch, time) ro
 max, whether every value is a whole number and, at neuron inputs, the number of nonzero values.
 Each is one vectorised torch pass, and on a CPU a pass over a tensor that is out of cache costs
 about as much as the arithmetic of a small layer. :func:`row_stats` does all of them in one pass,
-:func:`count_nonzero` the last one without the float32 temporary torch needs, and
-:func:`colsum_f64` column sums of non-whole values in float64 without a float64 copy.
+:func:`count_nonzero` the last one without the float32 temporary torch needs, :func:`minmax`
+min, max and wholeness where no column sums are wanted, and :func:`colsum_f64` column sums of
+non-whole values in float64 without a float64 copy.
 
 The C source below is compiled with the system C compiler (``$CC``, else ``cc`` / ``gcc``) for
 this machine's CPU and kept in ``$HWCHECK_CACHE`` (default ``~/.cache/hwcheck``), one file per
@@ -296,8 +297,12 @@ _F32 = torch.float32
 _Out5 = ctypes.c_double * 5  # the kernels' scalar results
 
 
-def _eligible(t: torch.Tensor) -> bool:
-    return t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous()
+def _lib_for(t: torch.Tensor) -> Any:
+    """The loaded library where it can take ``t`` (contiguous float32 on the CPU), else None."""
+    lib = _LIB if _TRIED else _load()
+    if lib is None or t.dtype != _F32 or not t.is_cpu or not t.is_contiguous():
+        return None
+    return lib
 
 
 def row_stats(t: torch.Tensor, features: int) -> tuple[torch.Tensor, float, float, int, int, float] | None:
@@ -305,8 +310,8 @@ def row_stats(t: torch.Tensor, features: int) -> tuple[torch.Tensor, float, floa
     non-whole count, float64 total), or None when the kernel is unavailable, ``t`` is not a
     contiguous float32 CPU tensor, or a value is not finite (then the caller's torch path
     reports it)."""
-    lib = _LIB if _TRIED else _load()
-    if lib is None or t.dtype != _F32 or not t.is_cpu or not t.is_contiguous():
+    lib = _lib_for(t)
+    if lib is None:
         return None
     n = t.numel()
     if not n or features < 1 or n % features:
@@ -324,8 +329,8 @@ def row_stats(t: torch.Tensor, features: int) -> tuple[torch.Tensor, float, floa
 def minmax(t: torch.Tensor) -> tuple[float, float, int] | None:
     """One pass over ``t``: (min, max, non-whole count), or None where the kernel does not run
     or a value is not finite (see :func:`row_stats`)."""
-    lib = _LIB if _TRIED else _load()
-    if lib is None or t.dtype != _F32 or not t.is_cpu or not t.is_contiguous():
+    lib = _lib_for(t)
+    if lib is None:
         return None
     n = t.numel()
     if not n:
@@ -341,16 +346,17 @@ def minmax(t: torch.Tensor) -> tuple[float, float, int] | None:
 def colsum_f64(t: torch.Tensor, features: int, absolute: bool = False) -> torch.Tensor | None:
     """Column sums of ``t`` (or of ``|t|``) as (rows, ``features``), accumulated in float64 in
     one pass without a float64 copy; None where the kernel does not run."""
-    if features < 1 or t.numel() % features or not _eligible(t) or not available():
+    lib = _lib_for(t)
+    if lib is None or features < 1 or t.numel() % features:
         return None
     out = torch.zeros(features, dtype=torch.float64)
-    _LIB.hw_colsum_f64(t.data_ptr(), t.numel() // features, features, out.data_ptr(), int(absolute))
+    lib.hw_colsum_f64(t.data_ptr(), t.numel() // features, features, out.data_ptr(), int(absolute))
     return out
 
 
 def count_nonzero(t: torch.Tensor) -> int | None:
     """Nonzero values of ``t`` in one pass, or None (see :func:`row_stats`)."""
-    lib = _LIB if _TRIED else _load()
-    if lib is None or t.dtype != _F32 or not t.is_cpu or not t.is_contiguous():
+    lib = _lib_for(t)
+    if lib is None:
         return None
     return int(lib.hw_count_nonzero_f32(t.data_ptr(), t.numel()))
