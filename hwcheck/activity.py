@@ -24,6 +24,7 @@ time window; a multi-spike value n counts as n events):
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import weakref
@@ -662,12 +663,12 @@ class ActivityCounter:
         self._weight_maps()
 
     def _weights_key(self) -> tuple:
-        """Identity and version of every weight: what the nonzero fan-out maps depend on."""
+        """Identity and version of every tensor a weight layer holds: what the nonzero fan-out
+        maps depend on (also a parametrized weight's original and a pruning mask)."""
         return tuple(
-            (id(p), p._version, p.data_ptr())
+            (id(t), t._version, t.data_ptr())
             for m in self.weight_modules
-            for p in m._parameters.values()
-            if p is not None
+            for t in itertools.chain(m.parameters(), m.buffers())
         )
 
     def _weight_maps(self) -> None:
@@ -1018,11 +1019,8 @@ def _param_shapes(module: Any) -> tuple:
 
 
 def _check_graph_of(model: torch.nn.Module, graph: LayerGraph) -> None:
-    """A graph holds its model's modules: hooks on another model's (a copy's) would count
-    nothing, silently."""
-    ref = graph.__dict__.get("_model")
-    if ref is not None and ref() is model:
-        return
+    """A graph holds its model's modules: hooks on another model's (a copy's), or on a layer
+    replaced since the trace, would count nothing, silently."""
     mods = {id(m) for m in model.modules()}
     stray = next((n for n in graph if n.module is not None and id(n.module) not in mods), None)
     if stray is not None:

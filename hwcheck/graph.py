@@ -519,7 +519,6 @@ def _describe(
         notes.append("forward() loops over dim 0 of its input: read as time-first (T, B, ...)")
     graph.notes[:0] = notes + list(getattr(model, "hwcheck_notes", ()))  # e.g. how a NIR file was read
     graph.warnings += list(getattr(model, "hwcheck_warnings", ()))
-    graph.__dict__["_model"] = weakref.ref(model)  # what it was traced from (a cheap ownership test)
     return graph
 
 

@@ -240,6 +240,68 @@ def test_a_counter_follows_weight_changes_of_a_layer_that_reads_a_merge() -> Non
     assert a2["synops_effective"] < a2["synops"]
 
 
+def _baked(model: nn.Module) -> nn.Module:
+    """A fresh model with the (pruned / parametrized) weights ``model`` computes, as plain
+    parameters."""
+    out = squeeze_snn()
+    with torch.no_grad():
+        for mine, theirs in zip(out, model, strict=True):
+            if isinstance(mine, (nn.Conv2d, nn.Linear)):
+                mine.weight.copy_(theirs.weight)
+    return out
+
+
+def test_pruning_twice_gives_the_new_effective_synops() -> None:
+    """A second pruning round changes only the mask buffer: still a weight change."""
+    from torch.nn.utils import prune
+
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 11, max_value=1)
+    for amount in (0.3, 0.6):
+        prune.l1_unstructured(model[3], "weight", amount=amount)
+        got = hwcheck.analyze(model, x).layers
+        want = hwcheck.analyze(_baked(model), x).layers
+        for layer in ("0", "3", "6"):
+            assert got.loc[layer, "synops_effective"] == want.loc[layer, "synops_effective"]
+    assert got.loc["3", "synops_effective"] < got.loc["3", "synops"]
+
+
+def test_an_attached_counter_follows_a_parametrized_weight() -> None:
+    import sinabs
+    from torch.nn.utils import parametrize
+
+    class Masked(nn.Module):
+        def forward(self, w: torch.Tensor) -> torch.Tensor:
+            return w * (w.abs() > 0.4)
+
+    model = squeeze_snn()
+    parametrize.register_parametrization(model[3], "weight", Masked())
+    x1, x2 = spikes((B * T, 2, 8, 8), 12, max_value=1), spikes((B * T, 2, 8, 8), 13, max_value=1)
+    counter = hwcheck.ActivityCounter(model, hwcheck.describe(model, (2, 8, 8)))
+    first = hwcheck.analyze(_baked(model), x1).layers
+    with counter, torch.no_grad():
+        sinabs.reset_states(model)
+        model(x1)
+        model[3].parametrizations.weight.original.mul_(0.5)  # more weights fall under the mask
+        sinabs.reset_states(model)
+        model(x2)
+    second = hwcheck.analyze(_baked(model), x2).layers
+    got = counter.analysis().layers
+    both = (first.loc["3", "synops_effective"] + second.loc["3", "synops_effective"]) / 2
+    assert got.loc["3", "synops_effective"] == pytest.approx(both, rel=1e-12)
+    assert second.loc["3", "synops_effective"] < first.loc["3", "synops_effective"]
+
+
+def test_a_graph_with_a_replaced_layer_is_refused() -> None:
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 14, max_value=1)
+    g = hwcheck.describe(model, (2, 8, 8))
+    model[3] = nn.Conv2d(4, 4, 3, bias=False)  # same shape, another module
+    with pytest.raises(ValueError, match="layer '3' .* is not a module of this model"):
+        hwcheck.analyze(model, x, graph=g)
+    assert hwcheck.analyze(model, x).layers.loc["3", "synops"] > 0
+
+
 @pytest.mark.parametrize("counted_before", [False, True])
 def test_a_graph_whose_weights_changed_shape_is_refused(counted_before: bool) -> None:
     model = squeeze_snn()
