@@ -42,8 +42,9 @@ from hwcheck.graph import (
     LayerNode,
     _model_dtype,
     describe,
-    model_signature,
+    holds_model,
     preserved_state,
+    signature_and_modules,
 )
 from hwcheck.layers import spec_for
 from hwcheck.timing import (
@@ -560,7 +561,13 @@ class ActivityCounter:
     """
 
     def __init__(
-        self, model: torch.nn.Module, graph: LayerGraph, dt: float = 1e-3, per_neuron: bool = False
+        self,
+        model: torch.nn.Module,
+        graph: LayerGraph,
+        dt: float = 1e-3,
+        per_neuron: bool = False,
+        *,
+        module_ids: frozenset[int] | None = None,
     ) -> None:
         self.model = model
         self.per_neuron = per_neuron
@@ -573,7 +580,7 @@ class ActivityCounter:
         # recurrent weights inside a neuron layer: called once per step inside the layer
         self.inner = {n.module for n in graph if "recurrent_of" in n.attrs}
         self._scratch = _scratch()
-        _check_graph_of(model, graph)
+        _check_graph_of(model, graph, module_ids)
         self._plan()
         self.reset()
 
@@ -656,20 +663,31 @@ class ActivityCounter:
                     point, math.prod(point) if point is not None else 0, kind, float(n.synapses),
                     self.feature_numel.get(n.name, 1), max(n.neurons, 1),
                 )  # fmt: skip
-        # per spiking layer: (features of one output sample, kind, output shape)
+        # per spiking layer: (features of one output sample, kind, output shape, whether it
+        # may scale its spikes: see _whole_spikes)
         self.post_todo = {
-            name: (math.prod(g[name].out_shape), g[name].kind, tuple(g[name].out_shape)) for name in self.spike_nodes
+            name: (
+                math.prod(g[name].out_shape), g[name].kind, tuple(g[name].out_shape),
+                hasattr(g[name].module, "graded_spikes_factor"),
+            )  # fmt: skip
+            for name in self.spike_nodes
         }
         self._weight_maps()
 
     def _weights_key(self) -> tuple:
         """Identity and version of every tensor a weight layer holds: what the nonzero fan-out
         maps depend on (also a parametrized weight's original and a pruning mask)."""
-        return tuple(
-            (id(t), t._version, t.data_ptr())
-            for m in self.weight_modules
-            for t in itertools.chain(m.parameters(), m.buffers())
-        )
+        key: list[Any] = []
+        add = key.append
+        stack = list(self.weight_modules)
+        while stack:  # (each module's own dicts: Module.parameters() costs a generator chain)
+            m = stack.pop()
+            for t in itertools.chain(m._parameters.values(), m._buffers.values()):
+                if t is not None:
+                    add((id(t), t._version, t.data_ptr()))
+            if m._modules:
+                stack.extend(c for c in m._modules.values() if c is not None)
+        return tuple(key)
 
     def _weight_maps(self) -> None:
         """The fan-out maps that depend on which weights are zero, from the current weights."""
@@ -679,12 +697,14 @@ class ActivityCounter:
                 raise _stale(g[w])
         self.wkey = self._weights_key()
         self.fanout_nz = {w: chain_fanout_map(*self.chains[w], nonzero=True) for w in self.chains}
-        # per weight layer: its synops and effective synops are dot products of these with the
-        # event point's column sums (one row where no weight is zero: the two are equal)
+        # per weight layer: its events, synops and effective synops are the products of these
+        # rows (ones, fan-out, nonzero fan-out; no third row where no weight is zero: the two are
+        # equal) with the event point's column sums
         self.fan_rows = {}
         for w, f in self.fanout.items():
             nz = self.fanout_nz[w]
-            self.fan_rows[w] = f.reshape(1, -1) if torch.equal(f, nz) else torch.stack([f, nz]).reshape(2, -1)
+            rows = [torch.ones_like(f), f] if torch.equal(f, nz) else [torch.ones_like(f), f, nz]
+            self.fan_rows[w] = torch.stack(rows).reshape(len(rows), -1)
         # weight layers that read a merge: each branch's events are the spikes of the neuron
         # layer it starts at (before any pooling), counted where that layer's output is summed
         self.branches: dict[str, list[tuple[str, torch.Tensor]]] = {}
@@ -812,15 +832,21 @@ class ActivityCounter:
             if not self.graph.loop_steps:
                 self.n_steps_total += s * t
             self._live_samples = s
-        with torch.no_grad():
-            lead = min(2 if self.layout in ("BT", "TB") else 1, x.dim())
-            features = math.prod(x.shape[lead:])
-            st = self._stats(x)
-            xd = x.detach()
-            st.prime(xd, features)
-            if x.is_floating_point() and x.numel() and not st.finite(xd):
-                raise ValueError("the input holds NaN or infinite values; events must be finite numbers")
-            self._input_acc += st.abs_total(xd, features)
+        grad = torch.is_grad_enabled()
+        if grad:
+            with torch.no_grad():
+                self._count_model_input(self._stats(x), x.detach())
+        else:
+            self._count_model_input(self._stats(x), x)
+
+    def _count_model_input(self, st: _TensorStats, x: torch.Tensor) -> None:
+        """The model input's events (``x`` detached, gradients off)."""
+        lead = min(2 if self.layout in ("BT", "TB") else 1, x.dim())
+        features = math.prod(x.shape[lead:])
+        st.prime(x, features)
+        if x.is_floating_point() and x.numel() and not st.finite(x):
+            raise ValueError("the input holds NaN or infinite values; events must be finite numbers")
+        self._input_acc += st.abs_total(x, features)
 
     def _node_of(self, module: Any) -> str:
         k = self._call_count.get(module, 0)
@@ -938,9 +964,9 @@ class ActivityCounter:
 
     def _count_output(self, name: str, st: _TensorStats, out: torch.Tensor) -> None:
         """What a spiking (or activation) layer's output contributes (``out`` detached)."""
-        features, kind, out_shape = self.post_todo[name]
+        features, kind, out_shape, graded = self.post_todo[name]
         acc = self.acc[name]
-        if kind == "spiking" and _whole_spikes(self.graph.nodes[name].module):
+        if kind == "spiking" and (not graded or _whole_spikes(self.graph.nodes[name].module)):
             st.integral = True  # spike counts (a surrogate gradient changes only backward)
         n = out.numel()
         if features == 0 or n % features:
@@ -983,16 +1009,14 @@ class ActivityCounter:
                 for q, fans in self.branches[node.name]:
                     oacc = self.out_acc.get(q)
                     if oacc is not None:
-                        got = torch.mv(fans.to(device=oacc.device, dtype=oacc.dtype), oacc).tolist()
+                        got = _dot_rows(fans, oacc)
                         total = [a + b for a, b in zip(total, got, strict=True)]
                 row["events_in"], row["synops"], row["synops_effective"] = total
             elif node.kind in ("conv", "linear"):
                 pacc = self.point_acc.get(self.event_point[node.name])
                 if pacc is not None:
-                    fans = self.fan_rows[node.name].to(pacc.device)
-                    got = torch.mv(fans, pacc).tolist()
-                    row["events_in"] = float(pacc.sum())
-                    row["synops"], row["synops_effective"] = got[0], got[-1]
+                    got = _dot_rows(self.fan_rows[node.name], pacc)
+                    row["events_in"], row["synops"], row["synops_effective"] = got[0], got[1], got[-1]
             if node.name in self._eff_offset:
                 row["synops_effective"] += self._eff_offset[node.name]
             raw[node.name] = row
@@ -1004,6 +1028,14 @@ class ActivityCounter:
             input_events=self._input_acc,
             raw=raw,
         )
+
+
+def _dot_rows(rows: torch.Tensor, v: torch.Tensor) -> list[float]:
+    """``rows @ v`` as floats (float64 on the CPU through numpy: a few vectors, where a torch
+    call's dispatch costs more than the arithmetic)."""
+    if rows.device.type == "cpu" and v.device.type == "cpu" and rows.dtype == v.dtype == torch.float64:
+        return (rows.numpy() @ v.numpy()).tolist()
+    return torch.mv(rows.to(device=v.device, dtype=v.dtype), v).tolist()
 
 
 def _stale(node: LayerNode) -> ValueError:
@@ -1018,10 +1050,11 @@ def _param_shapes(module: Any) -> tuple:
     return tuple((k, tuple(p.shape)) for k, p in module._parameters.items() if p is not None)
 
 
-def _check_graph_of(model: torch.nn.Module, graph: LayerGraph) -> None:
+def _check_graph_of(model: torch.nn.Module, graph: LayerGraph, module_ids: frozenset[int] | None = None) -> None:
     """A graph holds its model's modules: hooks on another model's (a copy's), or on a layer
-    replaced since the trace, would count nothing, silently."""
-    mods = {id(m) for m in model.modules()}
+    replaced since the trace, would count nothing, silently. ``module_ids``: the ids of
+    ``model.modules()``, where the caller has them."""
+    mods = module_ids if module_ids is not None else {id(m) for m in model.modules()}
     stray = next((n for n in graph if n.module is not None and id(n.module) not in mods), None)
     if stray is not None:
         raise ValueError(
@@ -1174,7 +1207,9 @@ def analyze(
             bar.close()
     if session.counter is None:
         raise ValueError("analyze() got no data: pass a tensor or a non-empty iterable of tensors")
-    return session.counter.analysis()
+    result = session.counter.analysis()
+    session.recycle()
+    return result
 
 
 #: per model: (signature, what an analysis derives from the model's structure: weight dtype,
@@ -1183,14 +1218,22 @@ _PREPARED: weakref.WeakKeyDictionary[Any, tuple[tuple, dict[Any, Any]]] = weakre
 _PREPARED_GRAPHS = 32  # input shapes remembered per model
 
 
-def _prepared(model: torch.nn.Module) -> dict[Any, Any]:
-    """What repeated analyses of an unchanged model share (one walk over its modules)."""
-    sig = model_signature(model)
+def _prepared(model: torch.nn.Module) -> tuple[dict[Any, Any], list[Any]]:
+    """What repeated analyses of an unchanged model share, and the model's modules (from the
+    same walk; not kept: the model itself is one of them, and what is kept beside a weakly keyed
+    model must not refer back to it)."""
+    sig, mods = signature_and_modules(model)
     got = _PREPARED.get(model)
     if got is None or got[0] != sig:
-        info = {"wdtype": _model_dtype(model), "states": state_modules(model), "graphs": {}}
+        states = state_modules(model)
+        if any(m is model for _, m in states):  # a one-layer model: found again on each call
+            states = None
+        info = {
+            "wdtype": _model_dtype(model), "states": states, "graphs": {},
+            "counters": {}, "module_ids": frozenset(map(id, mods)),
+        }  # fmt: skip
         got = _PREPARED[model] = (sig, info)
-    return got[1]
+    return got[1], mods
 
 
 class Session:
@@ -1214,9 +1257,9 @@ class Session:
         self.model, self.dt, self.layout, self.graph = model, dt, layout, graph
         self.per_neuron, self.on_start = per_neuron, on_start
         self.counter: ActivityCounter | None = None
-        self.info = _prepared(model)
+        self.info, modules = _prepared(model)
         self.wdtype = self.info["wdtype"]  # inputs are cast to the weights' dtype (float16/64 models)
-        self._state = preserved_state(model, eval_mode=False)
+        self._state = preserved_state(model, eval_mode=False, modules=modules)
         self._grad = torch.no_grad()
 
     def __enter__(self) -> Session:
@@ -1241,10 +1284,29 @@ class Session:
         g = graphs.get(key)
         if g is None:
             g = _describe_for(self.model, x, self.layout)
-            if len(graphs) >= _PREPARED_GRAPHS:
-                graphs.clear()
-            graphs[key] = g
+            if not holds_model(g, self.model):
+                if len(graphs) >= _PREPARED_GRAPHS:
+                    graphs.clear()
+                graphs[key] = g
         return g
+
+    def _counter_for(self, graph: LayerGraph) -> ActivityCounter:
+        """A counter on ``graph``: one that an earlier analysis of this (unchanged) model left
+        for reuse, zeroed, else a new one (whose setup checks the graph against the model)."""
+        c = self.info["counters"].pop((id(graph), self.per_neuron), None)
+        if c is not None and c.graph is graph:
+            c.model, c.dt = self.model, self.dt
+            return c
+        return ActivityCounter(self.model, graph, self.dt, per_neuron=self.per_neuron, module_ids=self.info["module_ids"])
+
+    def recycle(self) -> None:
+        """Leave the (detached) counter for the next analysis of this model; call once its
+        figures are read (:meth:`ActivityCounter.analysis`)."""
+        c, self.counter = self.counter, None
+        if c is not None and not c.handles and not holds_model(c.graph, self.model):
+            c.reset()  # frees the sums; the counter keeps its plan
+            c.model = None  # kept beside the model (weakly keyed): no reference back to it
+            self.info["counters"][(id(c.graph), c.per_neuron)] = c
 
     def feed(self, x: torch.Tensor, *, data_layout: str = "auto", reset: bool = True) -> ActivityCounter:
         """Run one batch through the model (see :func:`hwcheck.timing.plan_batch`) and count it."""
@@ -1255,7 +1317,7 @@ class Session:
         if self.counter is None:
             if self.graph is None:
                 self.graph = self._graph_for(x)
-            self.counter = ActivityCounter(self.model, self.graph, self.dt, per_neuron=self.per_neuron)
+            self.counter = self._counter_for(self.graph)
             self.counter.driven = True
             self.counter.attach()
             if self.on_start is not None:

@@ -386,8 +386,15 @@ _GRAPHS: weakref.WeakKeyDictionary[Any, tuple[tuple, dict[tuple, LayerGraph]]] =
 
 def model_signature(model: Any) -> tuple:
     """What a layer graph depends on: the modules (identity, type, plain settings such as a
-    Squeeze layer's batch size or a SpikingJelly step mode) and every parameter's identity,
-    shape and version (an in-place weight update bumps it). Neuron states are not part of it."""
+    Squeeze layer's batch size, a convolution's padding or a SpikingJelly step mode), every
+    parameter's identity, shape and version (an in-place weight update bumps it) and pruning
+    masks (``torch.nn.utils.prune``). Neuron states are not part of it."""
+    return signature_and_modules(model)[0]
+
+
+def signature_and_modules(model: Any) -> tuple[tuple, list[Any]]:
+    """:func:`model_signature` and the model's modules in :meth:`~torch.nn.Module.modules`
+    order, from one walk (callers that need both walk once)."""
     global _MODULE_KEYS
     if _MODULE_KEYS is None:
         import torch
@@ -395,15 +402,38 @@ def model_signature(model: Any) -> tuple:
         _MODULE_KEYS = frozenset(torch.nn.Module().__dict__)  # torch's own bookkeeping
     parts: list[Any] = []
     add = parts.append
-    for path, m in model.named_modules():
+    mods: list[Any] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [("", model)]
+    while stack:  # depth first, children in order, each module once (as Module.named_modules)
+        path, m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        mods.append(m)
         d = m.__dict__
         own = d.keys() - _MODULE_KEYS  # (a set difference in C: most attributes are torch's)
-        settings = tuple(sorted((k, d[k]) for k in own if isinstance(d[k], _PLAIN))) if own else ()
+        settings = tuple(sorted((k, d[k]) for k in own if _plain(d[k]))) if own else ()
         add((path, id(m), type(m), settings))
         for name, p in m._parameters.items():
             if p is not None:
                 add((name, id(p), p.shape, p._version, p.data_ptr(), p.dtype))
-    return tuple(parts)
+                if name.endswith("_orig"):  # pruned: which weights are zero is in the mask
+                    mask = m._buffers.get(name[:-5] + "_mask")
+                    if mask is not None:
+                        add((name[:-5] + "_mask", id(mask), mask._version))
+        children = m._modules
+        if children:
+            prefix = path + "." if path else ""
+            stack.extend((prefix + k, c) for k, c in reversed(children.items()) if c is not None)
+    return tuple(parts), mods
+
+
+def _plain(v: Any) -> bool:
+    """A setting that decides the graph: a number, string, flag or a tuple of them."""
+    if isinstance(v, _PLAIN):
+        return True
+    return type(v) is tuple and all(isinstance(e, _PLAIN) for e in v)
 
 
 _PLAIN = (bool, int, float, str, type(None))
@@ -445,9 +475,18 @@ def describe(
     if sig != key[-1]:  # the model changed: its earlier graphs are stale
         sig, graphs = key[-1], {}
         _GRAPHS[model] = (sig, graphs)
-    if key[:-1] not in graphs:
-        graphs[key[:-1]] = _describe(model, input_shape, layout, timesteps=timesteps, example=example)
-    return graphs[key[:-1]]
+    g = graphs.get(key[:-1])
+    if g is None:
+        g = _describe(model, input_shape, layout, timesteps=timesteps, example=example)
+        if not holds_model(g, model):
+            graphs[key[:-1]] = g
+    return g
+
+
+def holds_model(graph: LayerGraph, model: Any) -> bool:
+    """The model is itself one of the graph's layers (a model that is one layer). Such a graph
+    is not cached beside the model: the weakly keyed cache would keep the model alive."""
+    return any(n.module is model for n in graph.nodes.values())
 
 
 def _describe(
@@ -572,12 +611,13 @@ def _trace_time_first(model: Any, input_shape: tuple[int, ...], device: Any, tim
 class preserved_state:
     """Context manager: restore buffers (neuron states) and training flags after a pass."""
 
-    def __init__(self, model: Any, eval_mode: bool = True) -> None:
+    def __init__(self, model: Any, eval_mode: bool = True, modules: list[Any] | None = None) -> None:
         self.model = model
         self.eval_mode = eval_mode
+        self.modules = modules  # model.modules(), where the caller has them
 
     def __enter__(self) -> preserved_state:
-        mods = list(self.model.modules())
+        mods = self.modules if self.modules is not None else list(self.model.modules())
         # shallow copies: the objects stay the user's, a pass only rebinds names to new ones
         self.attrs = [(m, dict(m.__dict__), dict(m._buffers)) for m in mods]
         # SpikingJelly keeps its states in a dict that it changes in place

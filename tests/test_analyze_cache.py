@@ -327,3 +327,74 @@ def test_cached_analysis_equals_uncached_on_many_batches() -> None:
     _same(cached.layers, again.layers)
     _same(cached.layers, fresh.layers)
     assert cached.input_events == fresh.input_events
+
+
+def test_pruning_twice_updates_the_static_nonzero_synapses() -> None:
+    """The layer table's synapses_nonzero is static, from the trace: the second pruning round
+    (only the mask changes) must give a new trace, not the cached one."""
+    from torch.nn.utils import prune
+
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 12, max_value=1)
+    for amount in (0.3, 0.6):
+        prune.l1_unstructured(model[3], "weight", amount=amount)
+        got = hwcheck.analyze(model, x).layers.loc["3", "synapses_nonzero"]
+        want = hwcheck.analyze(_baked(model), x).layers.loc["3", "synapses_nonzero"]
+        assert got == want == hwcheck.describe(_baked(model), (2, 8, 8))["3"].synapses_nonzero
+
+
+def test_a_changed_tuple_setting_is_traced_again(traces: list[Any]) -> None:
+    """A convolution's padding is a tuple: changing it changes every shape after it."""
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten())
+    x = torch.rand(4, 2, 6, 6)
+    assert hwcheck.analyze(model, x).graph["0"].out_shape == (3, 6, 6)
+    model[0].padding = (0, 0)
+    after = hwcheck.analyze(model, x)
+    assert after.graph["0"].out_shape == (3, 4, 4)
+    fresh = hwcheck.describe(model, (2, 6, 6), cache=False)
+    _same(after.layers, hwcheck.analyze(model, x, graph=fresh).layers)
+
+
+def test_the_model_is_freed_after_analyses() -> None:
+    """What analyses keep for reuse (trace, counter plan) holds no reference to the model."""
+    import gc
+    import weakref
+
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 13, max_value=1)
+    hwcheck.analyze(model, x)
+    hwcheck.analyze(model, x)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_reused_counter_starts_from_zero_with_its_own_dt() -> None:
+    model = squeeze_snn()
+    x = spikes((B * T, 2, 8, 8), 14, max_value=1)
+    fresh = hwcheck.describe(model, (2, 8, 8), cache=False)
+    first = hwcheck.analyze(model, x, dt=1e-3)
+    second = hwcheck.analyze(model, x, dt=2e-3)  # the counter left by the first analysis
+    assert second.dt == 2e-3 and second.n_samples == first.n_samples == B
+    want = hwcheck.analyze(model, x, dt=2e-3, graph=fresh)
+    _same(second.layers, want.layers)
+    assert second.layers["synops_per_s"].equals(want.layers["synops_per_s"])
+    # no hook is left on the model by the analyses
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_a_one_layer_model_is_freed_after_analyses() -> None:
+    """A model that is itself the only layer: its graph refers to it, so it is not cached."""
+    import gc
+    import weakref
+
+    model = sl.IAF()
+    x = spikes((B, T, 4), 15, max_value=1)
+    first = hwcheck.analyze(model, x).layers
+    _same(hwcheck.analyze(model, x).layers, first)
+    hwcheck.describe(model, (4,))
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
