@@ -577,6 +577,9 @@ class ActivityCounter:
         self.handles: list[Any] = []
         # set by analyze(), which tells the counter the samples and steps of each batch
         self.driven = False
+        # weights may change between passes (training steps, pruning): checked before each
+        # pass; a Session checks once, as no weight changes while it runs
+        self.weights_may_change = True
         # recurrent weights inside a neuron layer: called once per step inside the layer
         self.inner = {n.module for n in graph if "recurrent_of" in n.attrs}
         self._scratch = _scratch()
@@ -815,7 +818,7 @@ class ActivityCounter:
         return int(k)
 
     def _model_pre_hook(self, module: Any, args: tuple) -> None:
-        if self._weights_key() != self.wkey:
+        if self.weights_may_change and self._weights_key() != self.wkey:
             self._reweigh()
         self._call_count = {}
         self._live = []
@@ -1031,11 +1034,10 @@ class ActivityCounter:
 
 
 def _dot_rows(rows: torch.Tensor, v: torch.Tensor) -> list[float]:
-    """``rows @ v`` as floats (float64 on the CPU through numpy: a few vectors, where a torch
-    call's dispatch costs more than the arithmetic)."""
-    if rows.device.type == "cpu" and v.device.type == "cpu" and rows.dtype == v.dtype == torch.float64:
-        return (rows.numpy() @ v.numpy()).tolist()
-    return torch.mv(rows.to(device=v.device, dtype=v.dtype), v).tolist()
+    """``rows @ v`` as floats (``rows`` moved to ``v``'s device and dtype where they differ)."""
+    if rows.device != v.device or rows.dtype != v.dtype:
+        rows = rows.to(device=v.device, dtype=v.dtype)
+    return torch.mv(rows, v).tolist()
 
 
 def _stale(node: LayerNode) -> ValueError:
@@ -1305,6 +1307,7 @@ class Session:
         c, self.counter = self.counter, None
         if c is not None and not c.handles and not holds_model(c.graph, self.model):
             c.reset()  # frees the sums; the counter keeps its plan
+            c.weights_may_change = True
             c.model = None  # kept beside the model (weakly keyed): no reference back to it
             self.info["counters"][(id(c.graph), c.per_neuron)] = c
 
@@ -1319,6 +1322,9 @@ class Session:
                 self.graph = self._graph_for(x)
             self.counter = self._counter_for(self.graph)
             self.counter.driven = True
+            self.counter.weights_may_change = False
+            if self.counter._weights_key() != self.counter.wkey:  # e.g. a reused counter
+                self.counter._reweigh()
             self.counter.attach()
             if self.on_start is not None:
                 self.on_start(self.counter, self.graph)

@@ -413,7 +413,7 @@ def signature_and_modules(model: Any) -> tuple[tuple, list[Any]]:
         mods.append(m)
         d = m.__dict__
         own = d.keys() - _MODULE_KEYS  # (a set difference in C: most attributes are torch's)
-        settings = tuple(sorted((k, d[k]) for k in own if _plain(d[k]))) if own else ()
+        settings = tuple(sorted((k, v) for k in own if isinstance(v := d[k], _PLAIN) or _plain_tuple(v))) if own else ()
         add((path, id(m), type(m), settings))
         for name, p in m._parameters.items():
             if p is not None:
@@ -429,10 +429,8 @@ def signature_and_modules(model: Any) -> tuple[tuple, list[Any]]:
     return tuple(parts), mods
 
 
-def _plain(v: Any) -> bool:
-    """A setting that decides the graph: a number, string, flag or a tuple of them."""
-    if isinstance(v, _PLAIN):
-        return True
+def _plain_tuple(v: Any) -> bool:
+    """A tuple setting that decides the graph (a convolution's padding): numbers, strings, flags."""
     return type(v) is tuple and all(isinstance(e, _PLAIN) for e in v)
 
 
