@@ -1215,7 +1215,8 @@ def analyze(
 
 
 #: per model: (signature, what an analysis derives from the model's structure: weight dtype,
-#: state modules, layer graphs per input shape), rebuilt when the signature changes
+#: state modules, module ids, layer graphs per input shape, counters left for reuse per graph),
+#: rebuilt when the signature changes
 _PREPARED: weakref.WeakKeyDictionary[Any, tuple[tuple, dict[Any, Any]]] = weakref.WeakKeyDictionary()
 _PREPARED_GRAPHS = 32  # input shapes remembered per model
 
@@ -1241,7 +1242,8 @@ def _prepared(model: torch.nn.Module) -> tuple[dict[Any, Any], list[Any]]:
 class Session:
     """One analysis run over batches: the model's states and flags are kept aside and restored
     on exit, gradients are off, and the counter (with its layer graph, traced from the first
-    batch unless given) is attached on the first batch and removed on exit.
+    batch unless given) is attached on the first batch and removed on exit; :meth:`recycle`
+    leaves it for the next Session on the unchanged model.
 
     ``on_start(counter, graph)`` runs once the counter is attached (the dataset analysis adds
     its per-step peak hooks there)."""
@@ -1295,8 +1297,9 @@ class Session:
     def _counter_for(self, graph: LayerGraph) -> ActivityCounter:
         """A counter on ``graph``: one that an earlier analysis of this (unchanged) model left
         for reuse, zeroed, else a new one (whose setup checks the graph against the model)."""
+        # (a kept counter holds its graph: the id stays that graph's while it is kept)
         c = self.info["counters"].pop((id(graph), self.per_neuron), None)
-        if c is not None and c.graph is graph:
+        if c is not None:
             c.model, c.dt = self.model, self.dt
             return c
         return ActivityCounter(self.model, graph, self.dt, per_neuron=self.per_neuron, module_ids=self.info["module_ids"])
@@ -1307,7 +1310,6 @@ class Session:
         c, self.counter = self.counter, None
         if c is not None and not c.handles and not holds_model(c.graph, self.model):
             c.reset()  # frees the sums; the counter keeps its plan
-            c.weights_may_change = True
             c.model = None  # kept beside the model (weakly keyed): no reference back to it
             self.info["counters"][(id(c.graph), c.per_neuron)] = c
 
